@@ -1,0 +1,328 @@
+//! Configuration: one typed [`Config`], read from the environment (and `.env` through dotenvy
+//! in `main`), validated once. An invalid value stops the start with a message naming the
+//! variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Which user attribute identifies a user at login (`DF_LOGIN_ATTRIBUTE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttribute {
+    Email,
+    Username,
+}
+
+impl LoginAttribute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Username => "username",
+        }
+    }
+}
+
+/// Log output format (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The whole configuration. `Debug` never prints a secret.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub listen_addr: SocketAddr,
+    /// `JWT_SECRET`; when unset, a secret is generated on first start and kept in the database.
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_ttl: Duration,
+    pub jwt_refresh_ttl: Duration,
+    /// Allowed clock skew for `nbf`/`iat` between replicas. `exp` is never stretched.
+    pub jwt_leeway: Duration,
+    pub allow_forever_sessions: bool,
+    pub allow_open_registration: bool,
+    pub login_attribute: LoginAttribute,
+    pub session_idle_ttl: Option<Duration>,
+    pub refresh_reuse_grace: Duration,
+    pub request_timeout: Duration,
+    pub password_min_length: usize,
+    pub log_format: Option<LogFormat>,
+}
+
+/// An invalid configuration value; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Every variable with its default, in the order of `.env.example`.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "sqlite:tenure.db"),
+    ("LISTEN_ADDR", "127.0.0.1:8080"),
+    ("JWT_SECRET", ""),
+    ("DF_JWT_TTL", "1440"),
+    ("DF_JWT_REFRESH_TTL", "20160"),
+    ("JWT_LEEWAY", "5s"),
+    ("DF_ALLOW_FOREVER_SESSIONS", "false"),
+    ("DF_ALLOW_OPEN_REGISTRATION", "false"),
+    ("DF_LOGIN_ATTRIBUTE", "email"),
+    ("SESSION_IDLE_TTL", "off"),
+    ("REFRESH_REUSE_GRACE", "10s"),
+    ("REQUEST_TIMEOUT", "30s"),
+    ("PASSWORD_MIN_LENGTH", "8"),
+    ("LOG_FORMAT", ""),
+];
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can supply variables without touching
+    /// the process environment. Unset and empty values take the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &'static str| -> String {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default_of(var).to_owned())
+        };
+
+        let database_url = get("DATABASE_URL");
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let listen_addr = get("LISTEN_ADDR")
+            .parse()
+            .map_err(|_| invalid("LISTEN_ADDR", "expected an address such as 127.0.0.1:8080"))?;
+        let jwt_secret = match get("JWT_SECRET") {
+            s if s.is_empty() => None,
+            s if s.len() < 32 => {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "must be at least 32 bytes (256 bits) for HS256",
+                ))
+            }
+            s => Some(SecretString::from(s)),
+        };
+        let positive = |var: &'static str| -> Result<Duration, ConfigError> {
+            match parse_duration(&get(var)) {
+                Ok(d) if d.is_zero() => Err(invalid(var, "must be greater than zero")),
+                Ok(d) => Ok(d),
+                Err(e) => Err(invalid(var, e)),
+            }
+        };
+        let any_duration =
+            |var: &'static str| parse_duration(&get(var)).map_err(|e| invalid(var, e));
+
+        let session_idle_ttl = match get("SESSION_IDLE_TTL").to_ascii_lowercase().as_str() {
+            "off" | "none" | "0" => None,
+            _ => Some(positive("SESSION_IDLE_TTL")?),
+        };
+        let login_attribute = match get("DF_LOGIN_ATTRIBUTE").to_ascii_lowercase().as_str() {
+            "email" => LoginAttribute::Email,
+            "username" => LoginAttribute::Username,
+            _ => return Err(invalid("DF_LOGIN_ATTRIBUTE", "expected email or username")),
+        };
+        let log_format = match get("LOG_FORMAT").to_ascii_lowercase().as_str() {
+            "" => None,
+            "json" => Some(LogFormat::Json),
+            "pretty" => Some(LogFormat::Pretty),
+            _ => return Err(invalid("LOG_FORMAT", "expected json or pretty")),
+        };
+        let password_min_length = get("PASSWORD_MIN_LENGTH")
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or_else(|| invalid("PASSWORD_MIN_LENGTH", "expected a number from 1 to 1024"))?;
+
+        Ok(Self {
+            database_url: SecretString::from(database_url),
+            listen_addr,
+            jwt_secret,
+            jwt_ttl: positive("DF_JWT_TTL")?,
+            jwt_refresh_ttl: positive("DF_JWT_REFRESH_TTL")?,
+            jwt_leeway: any_duration("JWT_LEEWAY")?,
+            allow_forever_sessions: parse_bool("DF_ALLOW_FOREVER_SESSIONS", &get("DF_ALLOW_FOREVER_SESSIONS"))?,
+            allow_open_registration: parse_bool("DF_ALLOW_OPEN_REGISTRATION", &get("DF_ALLOW_OPEN_REGISTRATION"))?,
+            login_attribute,
+            session_idle_ttl,
+            refresh_reuse_grace: any_duration("REFRESH_REUSE_GRACE")?,
+            request_timeout: positive("REQUEST_TIMEOUT")?,
+            password_min_length,
+            log_format,
+        })
+    }
+
+    /// `sqlite` or `postgres`, for logs and the environment endpoint.
+    pub fn database_kind(&self) -> &'static str {
+        if self.database_url.expose_secret().starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    }
+}
+
+fn default_of(var: &str) -> &'static str {
+    DEFAULTS
+        .iter()
+        .find(|(name, _)| *name == var)
+        .map_or("", |(_, default)| default)
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("listen_addr", &self.listen_addr)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[redacted]"))
+            .field("jwt_ttl", &self.jwt_ttl)
+            .field("jwt_refresh_ttl", &self.jwt_refresh_ttl)
+            .field("jwt_leeway", &self.jwt_leeway)
+            .field("allow_forever_sessions", &self.allow_forever_sessions)
+            .field("allow_open_registration", &self.allow_open_registration)
+            .field("login_attribute", &self.login_attribute)
+            .field("session_idle_ttl", &self.session_idle_ttl)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("request_timeout", &self.request_timeout)
+            .field("password_min_length", &self.password_min_length)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Hides the password of `postgres://user:password@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{}:[redacted]{}", &url[..scheme_end], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A duration: a bare integer is minutes (DreamFactory's unit); `30s`, `15m`, `12h`, `7d` also work.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit_seconds) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1),
+        Some((i, 'm')) => (&text[..i], 60),
+        Some((i, 'h')) => (&text[..i], 3_600),
+        Some((i, 'd')) => (&text[..i], 86_400),
+        _ => (text, 60),
+    };
+    let bad = || format!("{text:?} is not a duration (use minutes, or 30s, 15m, 12h, 7d)");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    // Ten years is far beyond any sensible setting and keeps timestamp arithmetic in range.
+    const MAX_SECONDS: u64 = 10 * 365 * 86_400;
+    n.checked_mul(unit_seconds)
+        .filter(|s| *s <= MAX_SECONDS)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is longer than ten years"))
+}
+
+fn parse_bool(var: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(var, format!("{text:?} is not true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn durations_default_to_minutes_and_accept_units() {
+        assert_eq!(parse_duration("1440").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        for bad in ["", "s", "-1", "1.5h", "10 m", "1w", "99999999999999999999", "3650000d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_kind(), "sqlite");
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.jwt_ttl, Duration::from_secs(1440 * 60));
+        assert_eq!(c.jwt_refresh_ttl, Duration::from_secs(20160 * 60));
+        assert!(!c.allow_forever_sessions);
+        assert!(!c.allow_open_registration);
+        assert_eq!(c.login_attribute, LoginAttribute::Email);
+        assert_eq!(c.session_idle_ttl, None);
+        assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
+        assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_variable() {
+        for (var, value) in [
+            ("DF_JWT_TTL", "soon"),
+            ("DF_JWT_TTL", "0"),
+            ("DF_ALLOW_FOREVER_SESSIONS", "maybe"),
+            ("DF_LOGIN_ATTRIBUTE", "phone"),
+            ("LISTEN_ADDR", "nowhere"),
+            ("DATABASE_URL", "mysql://x"),
+            ("JWT_SECRET", "short"),
+            ("SESSION_IDLE_TTL", "forever"),
+            ("REFRESH_REUSE_GRACE", "x"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = config(&[
+            ("DATABASE_URL", "postgres://app:hunter2hunter2@db/tenure"),
+            ("JWT_SECRET", "a-very-long-secret-of-at-least-32-bytes!!"),
+        ])
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("a-very-long-secret"));
+        assert!(printed.contains("postgres://app:[redacted]@db/tenure"));
+    }
+}

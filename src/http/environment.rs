@@ -1,0 +1,57 @@
+//! `GET /api/v2/system/environment`: what clients and operators check. Open to everyone;
+//! `platform` only for an authenticated caller, with more for an administrator. Never a secret.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::SessionToken;
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v2/system/environment", get(environment))
+}
+
+async fn environment(
+    State(state): State<AppState>,
+    token: SessionToken,
+) -> Result<Json<Value>, ApiError> {
+    // A token that is sent must be good, as in DreamFactory; no token is fine.
+    let caller = state.service.optional_caller(token.0.as_deref()).await?;
+    let policy = state.service.policy();
+    let payload = json!({ "email": "string", "password": "string", "remember_me": "bool" });
+    let mut body = json!({
+        "authentication": {
+            "admin": { "path": "system/admin/session", "verb": "POST", "payload": payload },
+            "user": { "path": "user/session", "verb": "POST", "payload": payload },
+            "oauth": [],
+            "adldap": [],
+            "saml": [],
+            "allow_open_registration": policy.allow_open_registration,
+            "open_reg_email_service_id": null,
+            "allow_forever_sessions": policy.allow_forever_sessions,
+            "login_attribute": policy.login_attribute.as_str(),
+            "jwt_ttl_seconds": policy.jwt_ttl,
+            "jwt_refresh_ttl_seconds": policy.refresh_ttl,
+            "refresh_reuse_grace_seconds": policy.reuse_grace,
+            "session_idle_ttl_seconds": policy.idle_ttl,
+        },
+        "apps": [],
+    });
+    if let Some(caller) = caller {
+        let mut platform = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "is_hosted": false,
+            "license": "OPEN SOURCE",
+        });
+        if caller.view.user.is_sys_admin {
+            platform["db_driver"] = json!(state.service.store().backend());
+            platform["uptime_seconds"] = json!(state.started_at.elapsed().as_secs());
+            platform["host"] = json!(state.host);
+        }
+        body["platform"] = platform;
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,149 @@
+//! `ApiError`: the only error response. Every failure, ours or the framework's, leaves as
+//! DreamFactory's `{"error": {"code", "context", "message", "status_code"}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::session::{Reason, SessionError};
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub context: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>, context: Value) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            context,
+        }
+    }
+
+    fn with_reason(status: StatusCode, message: impl Into<String>, reason: Reason) -> Self {
+        Self::new(status, message, json!({ "reason": reason.as_str() }))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message, Value::Null)
+    }
+
+    pub fn invalid_token(detail: &str) -> Self {
+        Self::with_reason(
+            StatusCode::UNAUTHORIZED,
+            format!("Invalid token: {detail}"),
+            Reason::InvalidToken,
+        )
+    }
+
+    /// A fixed text for a status the framework produced (unknown route, wrong method, …).
+    pub fn from_status(status: StatusCode) -> Self {
+        let message = match status {
+            StatusCode::NOT_FOUND => "Resource not found.",
+            StatusCode::METHOD_NOT_ALLOWED => "This method is not supported on this resource.",
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.",
+            StatusCode::REQUEST_TIMEOUT => "The request took too long.",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported content type.",
+            s if s.is_server_error() => "The service could not complete the request.",
+            _ => status.canonical_reason().unwrap_or("Request failed."),
+        };
+        Self::new(status, message, Value::Null)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.status.as_u16();
+        let body = json!({
+            "error": {
+                "code": code,
+                "context": self.context,
+                "message": self.message,
+                "status_code": code,
+            }
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        use SessionError::*;
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        match err {
+            MissingField(field) => Self::new(
+                StatusCode::BAD_REQUEST,
+                format!("Login request is missing required {field}."),
+                json!({ "field": field }),
+            ),
+            InvalidCredentials => Self::with_reason(
+                unauthorized,
+                "Invalid credentials supplied.",
+                Reason::InvalidCredentials,
+            ),
+            NoSession => Self::with_reason(
+                unauthorized,
+                "There is no valid session for the current request.",
+                Reason::MissingToken,
+            ),
+            InvalidToken(defect) => Self::invalid_token(defect.as_str()),
+            Expired => Self::with_reason(
+                unauthorized,
+                "Token has expired: Session expired. Please refresh your token (if still within refresh window) or re-login.",
+                Reason::Expired,
+            ),
+            Terminated(reason) => Self::with_reason(
+                StatusCode::FORBIDDEN,
+                "The token has been blacklisted: Session terminated. Please re-login.",
+                reason,
+            ),
+            RefreshRefused { reason, detail } => Self::with_reason(
+                unauthorized,
+                format!("Token refresh failed. {detail}"),
+                reason,
+            ),
+            NotAdmin => Self::with_reason(
+                unauthorized,
+                "You are not authorized to perform this action.",
+                Reason::NotAdmin,
+            ),
+            UserInactive => Self::with_reason(
+                StatusCode::FORBIDDEN,
+                "User is not active.",
+                Reason::UserInactive,
+            ),
+            RegistrationDisabled => Self::new(
+                StatusCode::FORBIDDEN,
+                "Open Registration is not enabled.",
+                json!({ "reason": "registration_disabled" }),
+            ),
+            Validation(fields) => {
+                Self::new(StatusCode::BAD_REQUEST, "Validation failed", json!(fields))
+            }
+            Unavailable(cause) => {
+                tracing::error!(%cause, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable. Please retry shortly.",
+                    json!({ "reason": "unavailable" }),
+                )
+            }
+            Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}

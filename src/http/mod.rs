@@ -1,0 +1,116 @@
+//! HTTP in, HTTP out, no policy: the application state, the router, and the one stack of
+//! layers every request passes through.
+
+mod environment;
+pub mod error;
+pub mod extract;
+mod register;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::session::SessionService;
+use error::ApiError;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<SessionService>,
+    /// This server's host name, reported as `host` in session answers.
+    pub host: Arc<str>,
+    pub started_at: Instant,
+    pub request_timeout: Duration,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let timeout = state.request_timeout;
+    Router::new()
+        .merge(session::router())
+        .merge(register::router())
+        .merge(environment::router())
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .with_state(state)
+        // Inner layers first, each in its own `layer` call, which turns its answers back into
+        // plain responses for the next.
+        // Bodies above the limit are refused (413) before they are read.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        // A stuck request answers 503 instead of holding the client forever.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(
+            // Outermost first.
+            ServiceBuilder::new()
+                // A request id for every request (kept from `X-Request-Id` when sent).
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                // One span per request: method, route template and request id. Never the
+                // URI (a token may ride in the query) nor any header value.
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // Anything below that answers an error without our JSON body gets it here:
+                // unknown routes, wrong methods, oversized bodies, timeouts.
+                .layer(middleware::from_fn(json_errors))
+                // Token answers must never be cached; browsers must not sniff types.
+                .layer(SetResponseHeaderLayer::overriding(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )),
+        )
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+/// Gives framework-made error responses (unknown route, wrong method, body too large,
+/// timeout) DreamFactory's error shape.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let mut replaced = ApiError::from_status(status).into_response();
+        if let Some(allow) = response.headers().get(axum::http::header::ALLOW) {
+            replaced
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow.clone());
+        }
+        return replaced;
+    }
+    response
+}

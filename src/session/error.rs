@@ -1,0 +1,111 @@
+//! Domain outcomes of the session service. No status codes here: `http/error.rs` translates.
+
+use std::collections::BTreeMap;
+
+use crate::password::PasswordError;
+use crate::session::token::TokenDefect;
+use crate::store::StoreError;
+
+/// Why a token or session was refused: a stable, documented, machine-readable set, reported in
+/// the error's `context.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MissingToken,
+    InvalidToken,
+    InvalidCredentials,
+    Expired,
+    /// The token was replaced by a refresh.
+    Rotated,
+    LoggedOut,
+    /// Ended by an administrator or an operator.
+    Revoked,
+    /// A replaced token was presented again outside the grace: the session was revoked.
+    TokenReuse,
+    RefreshWindowClosed,
+    IdleTimeout,
+    UserInactive,
+    NotAdmin,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Expired => "expired",
+            Self::Rotated => "rotated",
+            Self::LoggedOut => "logged_out",
+            Self::Revoked => "revoked",
+            Self::TokenReuse => "token_reuse",
+            Self::RefreshWindowClosed => "refresh_window_closed",
+            Self::IdleTimeout => "idle_timeout",
+            Self::UserInactive => "user_inactive",
+            Self::NotAdmin => "not_admin",
+        }
+    }
+
+    /// The reason a stored `revoke_reason` stands for.
+    pub fn from_revoke_reason(stored: Option<&str>) -> Self {
+        match stored {
+            Some("logout") => Self::LoggedOut,
+            Some("token_reuse") => Self::TokenReuse,
+            _ => Self::Revoked,
+        }
+    }
+}
+
+/// What can go wrong in the session service.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("login request is missing {0}")]
+    MissingField(&'static str),
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("no session token")]
+    NoSession,
+    #[error("invalid token: {}", .0.as_str())]
+    InvalidToken(TokenDefect),
+    #[error("token expired")]
+    Expired,
+    #[error("session terminated ({})", .0.as_str())]
+    Terminated(Reason),
+    #[error("refresh refused ({})", reason.as_str())]
+    RefreshRefused {
+        reason: Reason,
+        detail: &'static str,
+    },
+    #[error("not a system administrator")]
+    NotAdmin,
+    #[error("user is not active")]
+    UserInactive,
+    #[error("open registration is not enabled")]
+    RegistrationDisabled,
+    #[error("validation failed")]
+    Validation(BTreeMap<&'static str, Vec<String>>),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SessionError {
+    pub(crate) fn refresh(reason: Reason, detail: &'static str) -> Self {
+        Self::RefreshRefused { reason, detail }
+    }
+}
+
+impl From<StoreError> for SessionError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => Self::Unavailable(e),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PasswordError> for SessionError {
+    fn from(err: PasswordError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}

@@ -1,0 +1,237 @@
+//! Session tokens: the claims, signing, and verification with the algorithm fixed by the
+//! verifier (never read from the token).
+//!
+//! Signatures are deterministic (HS256) and every claim of a token derives from the session row
+//! (`sid`, `gen`, `rotated_at`, `forever`) and the configured TTL, so minting the token of one
+//! rotation twice gives byte-identical tokens: that is what lets racing refreshes agree.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::UnixTime;
+use crate::store::Session;
+
+/// The `iss` of every token; tokens naming another issuer are rejected.
+pub const ISSUER: &str = "tenure";
+
+/// Tokens longer than this are rejected before any parsing (ours are ~400 bytes).
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The claims of a session token (DESIGN §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The user id as a string.
+    pub sub: String,
+    /// The user id as a number (DreamFactory's claim).
+    pub user_id: i64,
+    pub sid: Uuid,
+    pub gen: i64,
+    pub jti: String,
+    pub iat: UnixTime,
+    pub nbf: UnixTime,
+    pub exp: UnixTime,
+    pub forever: bool,
+}
+
+impl Claims {
+    /// The claims of the token for `session` at its current `gen`: a pure function of the row.
+    pub fn for_session(session: &Session, ttl_seconds: i64) -> Self {
+        Self {
+            iss: ISSUER.to_owned(),
+            sub: session.user_id.to_string(),
+            user_id: session.user_id,
+            sid: session.id,
+            gen: session.gen,
+            jti: format!("{}.{}", session.id.simple(), session.gen),
+            iat: session.rotated_at,
+            nbf: session.rotated_at,
+            exp: session.rotated_at.saturating_add(ttl_seconds),
+            forever: session.forever,
+        }
+    }
+
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        now >= self.exp
+    }
+}
+
+/// Why a token was rejected; the text follows DreamFactory's `Invalid token: …` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenDefect {
+    Malformed,
+    BadSignature,
+    BadClaims,
+    IssuedInFuture,
+    NotYetValid,
+    UserMismatch,
+}
+
+impl TokenDefect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "Wrong number of segments",
+            Self::BadSignature => "Token Signature could not be verified.",
+            Self::BadClaims => "JWT payload does not contain the required claims",
+            Self::IssuedInFuture => "Issued At (iat) timestamp cannot be in the future",
+            Self::NotYetValid => "Not Before (nbf) timestamp cannot be in the future",
+            Self::UserMismatch => "User verification failed.",
+        }
+    }
+}
+
+/// Signs and verifies session tokens with one HS256 secret.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    /// The secret is used as literal bytes, as DreamFactory does with `JWT_SECRET`.
+    pub fn hs256(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Only HS256 is accepted: `alg: none` or any other algorithm fails before the signature.
+        validation.algorithms = vec![Algorithm::HS256];
+        // Time-based checks are ours (with the service's clock, and refresh must see expired
+        // tokens); the library only checks the signature, the shape and the issuer.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        validation.set_issuer(&[ISSUER]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Checks the signature, the claims' shape, and that the token is not from the future
+    /// (with `leeway` seconds for clock skew). Expiry is left to the caller.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: UnixTime,
+        leeway: i64,
+    ) -> Result<Claims, TokenDefect> {
+        if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
+            return Err(TokenDefect::Malformed);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                    TokenDefect::BadSignature
+                }
+                ErrorKind::Json(_) | ErrorKind::InvalidIssuer | ErrorKind::MissingRequiredClaim(_) => {
+                    TokenDefect::BadClaims
+                }
+                _ => TokenDefect::Malformed,
+            })?
+            .claims;
+        if claims.sub != claims.user_id.to_string() || claims.exp < claims.iat {
+            return Err(TokenDefect::BadClaims);
+        }
+        if claims.iat > now.saturating_add(leeway) {
+            return Err(TokenDefect::IssuedInFuture);
+        }
+        if claims.nbf > now.saturating_add(leeway) {
+            return Err(TokenDefect::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn session() -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            user_id: 7,
+            forever: true,
+            gen: 3,
+            rotated_at: 1_700_000_000,
+            created_at: 1_699_000_000,
+            last_seen_at: 1_700_000_000,
+            refresh_until: None,
+            device: None,
+            user_agent: None,
+            ip: None,
+            revoked_at: None,
+            revoke_reason: None,
+        }
+    }
+
+    #[test]
+    fn the_same_rotation_always_gives_the_same_token() {
+        let keys = TokenKeys::hs256(SECRET);
+        let s = session();
+        let a = keys.sign(&Claims::for_session(&s, 60)).unwrap();
+        let b = keys.sign(&Claims::for_session(&s, 60)).unwrap();
+        assert_eq!(a, b);
+        let claims = keys.verify(&a, s.rotated_at, 0).unwrap();
+        assert_eq!(claims.exp - claims.iat, 60);
+        assert_eq!(claims.sub, "7");
+        assert!(claims.forever);
+    }
+
+    #[test]
+    fn alg_none_other_algorithms_and_tampering_are_rejected() {
+        let keys = TokenKeys::hs256(SECRET);
+        let s = session();
+        let token = keys.sign(&Claims::for_session(&s, 60)).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let forged = format!("{none_header}.{}.", parts[1]);
+        assert!(keys.verify(&forged, s.rotated_at, 0).is_err());
+
+        let hs512 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"JWT"}"#);
+        let forged = format!("{hs512}.{}.{}", parts[1], parts[2]);
+        assert!(keys.verify(&forged, s.rotated_at, 0).is_err());
+
+        let mut claims = Claims::for_session(&s, 60);
+        claims.user_id = 1;
+        claims.sub = "1".into();
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
+        assert_eq!(
+            keys.verify(&tampered, s.rotated_at, 0),
+            Err(TokenDefect::BadSignature)
+        );
+
+        let other = TokenKeys::hs256(b"another-secret-another-secret-!!");
+        assert_eq!(
+            other.verify(&token, s.rotated_at, 0),
+            Err(TokenDefect::BadSignature)
+        );
+        assert_eq!(keys.verify("garbage", 0, 0), Err(TokenDefect::Malformed));
+        assert_eq!(keys.verify("a.b.c", 0, 0), Err(TokenDefect::Malformed));
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_rejected_beyond_the_leeway() {
+        let keys = TokenKeys::hs256(SECRET);
+        let s = session();
+        let token = keys.sign(&Claims::for_session(&s, 60)).unwrap();
+        assert_eq!(
+            keys.verify(&token, s.rotated_at - 10, 5),
+            Err(TokenDefect::IssuedInFuture)
+        );
+        assert!(keys.verify(&token, s.rotated_at - 3, 5).is_ok());
+    }
+}
