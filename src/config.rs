@@ -31,6 +31,15 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What a login does when the user already has `MAX_SESSIONS_PER_USER` live sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLimitPolicy {
+    /// End the least recently seen session to make room (the default).
+    EvictIdle,
+    /// Refuse the login with 409.
+    Reject,
+}
+
 /// The whole configuration. `Debug` never prints a secret.
 #[derive(Clone)]
 pub struct Config {
@@ -50,6 +59,18 @@ pub struct Config {
     pub request_timeout: Duration,
     pub password_min_length: usize,
     pub log_format: Option<LogFormat>,
+    pub max_sessions_per_user: u32,
+    pub session_limit_policy: SessionLimitPolicy,
+    pub last_seen_resolution: Duration,
+    pub login_max_failures: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window: Duration,
+    pub login_backoff_base: Duration,
+    pub login_backoff_max: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub revoked_retention: Duration,
+    pub purge_interval: Duration,
 }
 
 /// An invalid configuration value; the message names the variable.
@@ -83,6 +104,17 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("REQUEST_TIMEOUT", "30s"),
     ("PASSWORD_MIN_LENGTH", "8"),
     ("LOG_FORMAT", ""),
+    ("MAX_SESSIONS_PER_USER", "100"),
+    ("SESSION_LIMIT_POLICY", "evict_idle"),
+    ("LAST_SEEN_RESOLUTION", "60s"),
+    ("LOGIN_MAX_FAILURES", "10"),
+    ("LOGIN_MAX_FAILURES_PER_IP", "100"),
+    ("LOGIN_FAILURE_WINDOW", "15m"),
+    ("LOGIN_BACKOFF_BASE", "30s"),
+    ("LOGIN_BACKOFF_MAX", "15m"),
+    ("TRUSTED_PROXIES", ""),
+    ("REVOKED_RETENTION", "7d"),
+    ("PURGE_INTERVAL", "60s"),
 ];
 
 impl Config {
@@ -155,7 +187,46 @@ impl Config {
             .filter(|n| (1..=1024).contains(n))
             .ok_or_else(|| invalid("PASSWORD_MIN_LENGTH", "expected a number from 1 to 1024"))?;
 
+        let count = |var: &'static str, max: u32| -> Result<u32, ConfigError> {
+            get(var)
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| invalid(var, format!("expected a number from 1 to {max}")))
+        };
+        let session_limit_policy = match get("SESSION_LIMIT_POLICY").to_ascii_lowercase().as_str() {
+            "evict_idle" => SessionLimitPolicy::EvictIdle,
+            "reject" => SessionLimitPolicy::Reject,
+            _ => return Err(invalid("SESSION_LIMIT_POLICY", "expected evict_idle or reject")),
+        };
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "TRUSTED_PROXIES",
+                            format!("{s:?} is not an IP address or CIDR range"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
         Ok(Self {
+            max_sessions_per_user: count("MAX_SESSIONS_PER_USER", 100_000)?,
+            session_limit_policy,
+            last_seen_resolution: any_duration("LAST_SEEN_RESOLUTION")?,
+            login_max_failures: count("LOGIN_MAX_FAILURES", 1_000_000)?,
+            login_max_failures_per_ip: count("LOGIN_MAX_FAILURES_PER_IP", 1_000_000)?,
+            login_failure_window: positive("LOGIN_FAILURE_WINDOW")?,
+            login_backoff_base: positive("LOGIN_BACKOFF_BASE")?,
+            login_backoff_max: positive("LOGIN_BACKOFF_MAX")?,
+            trusted_proxies,
+            revoked_retention: any_duration("REVOKED_RETENTION")?,
+            purge_interval: positive("PURGE_INTERVAL")?,
             database_url: SecretString::from(database_url),
             listen_addr,
             jwt_secret,
@@ -207,6 +278,17 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("password_min_length", &self.password_min_length)
             .field("log_format", &self.log_format)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("session_limit_policy", &self.session_limit_policy)
+            .field("last_seen_resolution", &self.last_seen_resolution)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_failure_window", &self.login_failure_window)
+            .field("login_backoff_base", &self.login_backoff_base)
+            .field("login_backoff_max", &self.login_backoff_max)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("revoked_retention", &self.revoked_retention)
+            .field("purge_interval", &self.purge_interval)
             .finish()
     }
 }
@@ -292,6 +374,19 @@ mod tests {
         assert_eq!(c.session_idle_ttl, None);
         assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
         assert!(c.jwt_secret.is_none());
+        assert_eq!(c.max_sessions_per_user, 100);
+        assert_eq!(c.session_limit_policy, SessionLimitPolicy::EvictIdle);
+        assert_eq!(c.last_seen_resolution, Duration::from_secs(60));
+        assert_eq!(c.login_max_failures, 10);
+        assert_eq!(c.login_failure_window, Duration::from_secs(900));
+        assert_eq!(c.revoked_retention, Duration::from_secs(7 * 86_400));
+        assert!(c.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let c = config(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 3);
     }
 
     #[test]
@@ -306,6 +401,10 @@ mod tests {
             ("JWT_SECRET", "short"),
             ("SESSION_IDLE_TTL", "forever"),
             ("REFRESH_REUSE_GRACE", "x"),
+            ("MAX_SESSIONS_PER_USER", "0"),
+            ("SESSION_LIMIT_POLICY", "drop"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
+            ("LOGIN_MAX_FAILURES", "many"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

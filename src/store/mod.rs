@@ -82,6 +82,65 @@ pub struct SessionWithUser {
     pub user: User,
 }
 
+/// Which sessions count as live: not revoked, inside their refresh window, and (when idle
+/// expiry is on) seen at or after `idle_cutoff`.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub now: UnixTime,
+    pub idle_cutoff: Option<UnixTime>,
+}
+
+/// The per-user cap a login must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimit {
+    pub max: u32,
+    /// Refuse the login instead of ending the least recently seen session.
+    pub reject: bool,
+    /// The revoke reason written on evicted sessions.
+    pub evict_reason: &'static str,
+}
+
+/// Bumps `last_seen_at` to `now` when it is older than `older_than` and the token's `gen` is
+/// still current: at most one write per resolution per session.
+#[derive(Debug, Clone, Copy)]
+pub struct Touch {
+    pub gen: i64,
+    pub now: UnixTime,
+    pub older_than: UnixTime,
+}
+
+/// A page of the administrators' session listing, newest first.
+#[derive(Debug, Clone)]
+pub struct SessionFilter {
+    pub user_id: Option<i64>,
+    pub email: Option<String>,
+    /// Continue after this `(created_at, id)`.
+    pub after: Option<(UnixTime, Uuid)>,
+    pub limit: u32,
+    pub live: Liveness,
+}
+
+/// The failed-login counter of one key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoginFailures {
+    pub key: String,
+    pub failures: i64,
+    pub window_start: UnixTime,
+    pub last_failure_at: UnixTime,
+}
+
+/// What one purge pass deletes, at most `batch` rows per statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Purge {
+    pub now: UnixTime,
+    /// Sessions whose every token has expired: last rotated before this.
+    pub tokens_expired_before: UnixTime,
+    pub idle_cutoff: Option<UnixTime>,
+    pub revoked_before: UnixTime,
+    pub failures_before: UnixTime,
+    pub batch: u32,
+}
+
 /// The conditions of one atomic rotation: the row changes only if every one holds.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -100,6 +159,9 @@ pub enum StoreError {
     /// A unique constraint, by name (`users_email_key`, `users_username_key`).
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// The user is at the session cap and the policy is to reject.
+    #[error("session limit reached")]
+    LimitReached,
     /// The database cannot be reached right now (pool timeout, I/O): a 503.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -126,11 +188,86 @@ pub trait Store: Send + Sync + 'static {
     /// Looks a user up by normalised username.
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
 
-    /// Inserts a session at `gen` 0 and records the login time on the user, atomically.
-    async fn create_session(&self, session: &NewSession) -> StoreResult<SessionWithUser>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
 
-    /// One session and its user, in one query.
-    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>>;
+    /// Inserts a session at `gen` 0 and records the login time on the user, in one
+    /// transaction that holds the user's row lock, so concurrent logins of one user are
+    /// serialised and can never leave more than `limit.max` live sessions: at the cap, the
+    /// least recently seen live sessions are revoked, or the login fails with `LimitReached`.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        limit: &SessionLimit,
+        live: &Liveness,
+    ) -> StoreResult<SessionWithUser>;
+
+    /// One session and its user, in one round trip; with `touch`, also bumps `last_seen_at`.
+    async fn session_with_user(
+        &self,
+        id: Uuid,
+        touch: Option<&Touch>,
+    ) -> StoreResult<Option<SessionWithUser>>;
+
+    /// A user's live sessions, newest first.
+    async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>>;
+
+    /// Revokes session `id` only if it is a live session of `user_id`.
+    async fn revoke_user_session(
+        &self,
+        id: Uuid,
+        user_id: i64,
+        live: &Liveness,
+        reason: &str,
+    ) -> StoreResult<bool>;
+
+    /// Revokes every unrevoked session of a user, except `except`; answers how many.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: i64,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64>;
+
+    /// A page of live sessions with their users, newest first.
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<SessionWithUser>>;
+
+    /// Activates or deactivates a user; deactivation revokes all of the user's sessions in the
+    /// same transaction (reason `reason`). `None` when there is no such user.
+    async fn set_user_active(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<Option<User>>;
+
+    /// Stores a new password hash and revokes every other session of the user, together.
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep: Uuid,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64>;
+
+    /// The failed-login counters of `keys` that exist.
+    async fn login_failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>>;
+
+    /// Counts one failure for `key`; a counter whose window started before `window_cutoff`
+    /// starts again at 1.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_cutoff: UnixTime,
+    ) -> StoreResult<()>;
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Deletes one batch of each kind of dead row; answers how many rows went.
+    async fn purge(&self, purge: &Purge) -> StoreResult<u64>;
 
     /// Increments `gen` in one statement if every condition of `rotation` holds, and answers
     /// the rotated session; `None` when any condition failed (the caller finds out which).
@@ -163,19 +300,8 @@ pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
 /// The flat row of a session joined with its user, shared by both backends.
 #[derive(sqlx::FromRow)]
 struct SessionUserRow {
-    s_id: String,
-    s_user_id: i64,
-    s_forever: bool,
-    s_gen: i64,
-    s_rotated_at: i64,
-    s_created_at: i64,
-    s_last_seen_at: i64,
-    s_refresh_until: Option<i64>,
-    s_device: Option<String>,
-    s_user_agent: Option<String>,
-    s_ip: Option<String>,
-    s_revoked_at: Option<i64>,
-    s_revoke_reason: Option<String>,
+    #[sqlx(flatten)]
+    session: SessionRow,
     #[sqlx(flatten)]
     user: User,
 }
@@ -184,24 +310,8 @@ impl TryFrom<SessionUserRow> for SessionWithUser {
     type Error = StoreError;
 
     fn try_from(row: SessionUserRow) -> Result<Self, StoreError> {
-        let id = Uuid::parse_str(&row.s_id)
-            .map_err(|_| StoreError::Other("a stored session id is not a UUID".into()))?;
         Ok(Self {
-            session: Session {
-                id,
-                user_id: row.s_user_id,
-                forever: row.s_forever,
-                gen: row.s_gen,
-                rotated_at: row.s_rotated_at,
-                created_at: row.s_created_at,
-                last_seen_at: row.s_last_seen_at,
-                refresh_until: row.s_refresh_until,
-                device: row.s_device,
-                user_agent: row.s_user_agent,
-                ip: row.s_ip,
-                revoked_at: row.s_revoked_at,
-                revoke_reason: row.s_revoke_reason,
-            },
+            session: row.session.try_into()?,
             user: row.user,
         })
     }
@@ -217,6 +327,57 @@ const SESSION_COLUMNS: &str = "s.user_id AS s_user_id, s.forever AS s_forever, s
 /// The user columns, for a user aliased `u`.
 const USER_COLUMNS: &str = "u.id, u.email, u.username, u.password_hash, u.name, u.first_name, \
     u.last_name, u.is_sys_admin, u.is_active, u.created_at, u.last_login_at, u.password_changed_at";
+
+/// The condition a live session meets, for a session table aliased `s`, with the bind
+/// placeholders of `now` and `idle_cutoff` given.
+fn live_condition(now: &str, idle_cutoff: &str) -> String {
+    format!(
+        "s.revoked_at IS NULL AND (s.refresh_until IS NULL OR s.refresh_until >= {now}) \
+         AND ({idle_cutoff} IS NULL OR s.last_seen_at >= {idle_cutoff})"
+    )
+}
+
+/// A session row (aliased `s`), with the id as text.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    s_id: String,
+    s_user_id: i64,
+    s_forever: bool,
+    s_gen: i64,
+    s_rotated_at: i64,
+    s_created_at: i64,
+    s_last_seen_at: i64,
+    s_refresh_until: Option<i64>,
+    s_device: Option<String>,
+    s_user_agent: Option<String>,
+    s_ip: Option<String>,
+    s_revoked_at: Option<i64>,
+    s_revoke_reason: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        let id = Uuid::parse_str(&row.s_id)
+            .map_err(|_| StoreError::Other("a stored session id is not a UUID".into()))?;
+        Ok(Session {
+            id,
+            user_id: row.s_user_id,
+            forever: row.s_forever,
+            gen: row.s_gen,
+            rotated_at: row.s_rotated_at,
+            created_at: row.s_created_at,
+            last_seen_at: row.s_last_seen_at,
+            refresh_until: row.s_refresh_until,
+            device: row.s_device,
+            user_agent: row.s_user_agent,
+            ip: row.s_ip,
+            revoked_at: row.s_revoked_at,
+            revoke_reason: row.s_revoke_reason,
+        })
+    }
+}
 
 /// Maps the sqlx errors both backends share; backend-specific constraint names are mapped by
 /// each backend before falling back to this.

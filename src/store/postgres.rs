@@ -7,8 +7,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use super::{
-    map_common, NewSession, NewUser, Rotation, SessionUserRow, SessionWithUser, Store, StoreError,
-    StoreResult, User, SESSION_COLUMNS, USER_COLUMNS,
+    live_condition, map_common, Liveness, LoginFailures, NewSession, NewUser, Purge, Rotation,
+    Session, SessionFilter, SessionLimit, SessionRow, SessionUserRow, SessionWithUser, Store,
+    StoreError, StoreResult, Touch, User, SESSION_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::UnixTime;
 
@@ -43,8 +44,17 @@ fn map_error(err: sqlx::Error) -> StoreError {
     map_common(err)
 }
 
+const SESSION_ID: &str = "s.id::text AS s_id";
+
 fn select_joined(from: &str, filter: &str) -> String {
-    format!("SELECT s.id::text AS s_id, {SESSION_COLUMNS}, {USER_COLUMNS} FROM {from} {filter}")
+    format!("SELECT {SESSION_ID}, {SESSION_COLUMNS}, {USER_COLUMNS} FROM {from} {filter}")
+}
+
+fn rows_into<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
 }
 
 #[async_trait]
@@ -96,14 +106,63 @@ impl Store for PostgresStore {
             .map_err(map_error)
     }
 
-    async fn create_session(&self, new: &NewSession) -> StoreResult<SessionWithUser> {
-        // One round trip: record the login on the user and insert the session together.
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        sqlx::query_as("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn create_session(
+        &self,
+        new: &NewSession,
+        limit: &SessionLimit,
+        live: &Liveness,
+    ) -> StoreResult<SessionWithUser> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // Recording the login takes the user's row lock: concurrent logins of one user wait
+        // here, so the count below cannot go stale before the insert.
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(new.created_at)
+            .bind(new.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let live_sql = live_condition("$2", "$3::BIGINT");
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM sessions s WHERE s.user_id = $1 AND {live_sql}"
+        ))
+        .bind(new.user_id)
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let excess = count + 1 - i64::from(limit.max);
+        if excess > 0 {
+            if limit.reject {
+                return Err(StoreError::LimitReached);
+            }
+            sqlx::query(&format!(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = $5 WHERE id IN \
+                 (SELECT s.id FROM sessions s WHERE s.user_id = $1 AND {live_sql} \
+                  ORDER BY s.last_seen_at, s.created_at LIMIT $4)"
+            ))
+            .bind(new.user_id)
+            .bind(live.now)
+            .bind(live.idle_cutoff)
+            .bind(excess)
+            .bind(limit.evict_reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
         let sql = format!(
-            "WITH u AS (UPDATE users SET last_login_at = $4 WHERE id = $2 RETURNING *), \
-             s AS (INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
+            "WITH s AS (INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
                    last_seen_at, refresh_until, device, user_agent, ip) \
                    VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8) RETURNING *) {}",
-            select_joined("s JOIN u ON u.id = s.user_id", "")
+            select_joined("s JOIN users u ON u.id = s.user_id", "")
         );
         let row: SessionUserRow = sqlx::query_as(&sql)
             .bind(new.id)
@@ -114,23 +173,291 @@ impl Store for PostgresStore {
             .bind(&new.device)
             .bind(&new.user_agent)
             .bind(&new.ip)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
         row.try_into()
     }
 
-    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>> {
-        let sql = select_joined(
-            "sessions s JOIN users u ON u.id = s.user_id",
-            "WHERE s.id = $1",
-        );
-        let row: Option<SessionUserRow> = sqlx::query_as(&sql)
+    async fn session_with_user(
+        &self,
+        id: Uuid,
+        touch: Option<&Touch>,
+    ) -> StoreResult<Option<SessionWithUser>> {
+        let row: Option<SessionUserRow> = match touch {
+            None => sqlx::query_as(&select_joined(
+                "sessions s JOIN users u ON u.id = s.user_id",
+                "WHERE s.id = $1",
+            ))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_error)?;
+            .map_err(map_error)?,
+            // One round trip: the read sees the row as it was before the bump.
+            Some(t) => sqlx::query_as(&format!(
+                "WITH t AS (UPDATE sessions SET last_seen_at = $2 WHERE id = $1 \
+                   AND gen = $3 AND revoked_at IS NULL AND last_seen_at < $4) {}",
+                select_joined(
+                    "sessions s JOIN users u ON u.id = s.user_id",
+                    "WHERE s.id = $1"
+                )
+            ))
+            .bind(id)
+            .bind(t.now)
+            .bind(t.gen)
+            .bind(t.older_than)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?,
+        };
         row.map(TryInto::try_into).transpose()
+    }
+
+    async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_ID}, {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND {} \
+             ORDER BY s.created_at DESC, s.id DESC",
+            live_condition("$2", "$3::BIGINT")
+        ))
+        .bind(user_id)
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows_into(rows)
+    }
+
+    async fn revoke_user_session(
+        &self,
+        id: Uuid,
+        user_id: i64,
+        live: &Liveness,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(&format!(
+            "UPDATE sessions s SET revoked_at = $3, revoke_reason = $5 \
+             WHERE s.id = $1 AND s.user_id = $2 AND {}",
+            live_condition("$3", "$4::BIGINT")
+        ))
+        .bind(id)
+        .bind(user_id)
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: i64,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($2::UUID IS NULL OR id <> $2)",
+        )
+        .bind(user_id)
+        .bind(except)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<SessionWithUser>> {
+        let (after_at, after_id) = f.after.map_or((None, None), |(at, id)| (Some(at), Some(id)));
+        let sql = select_joined(
+            "sessions s JOIN users u ON u.id = s.user_id",
+            &format!(
+                "WHERE {} AND ($3::BIGINT IS NULL OR s.user_id = $3) \
+                 AND ($4::TEXT IS NULL OR u.email = $4) \
+                 AND ($5::BIGINT IS NULL OR (s.created_at, s.id) < ($5, $6::UUID)) \
+                 ORDER BY s.created_at DESC, s.id DESC LIMIT $7",
+                live_condition("$1", "$2::BIGINT")
+            ),
+        );
+        let rows: Vec<SessionUserRow> = sqlx::query_as(&sql)
+            .bind(f.live.now)
+            .bind(f.live.idle_cutoff)
+            .bind(f.user_id)
+            .bind(&f.email)
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows_into(rows)
+    }
+
+    async fn set_user_active(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<Option<User>> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let user: Option<User> =
+            sqlx::query_as("UPDATE users SET is_active = $2 WHERE id = $1 RETURNING *")
+                .bind(user_id)
+                .bind(active)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if user.is_some() && !active {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(user)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep: Uuid,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+             WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(revoked.rows_affected())
+    }
+
+    async fn login_failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>> {
+        sqlx::query_as("SELECT * FROM login_failures WHERE key = ANY($1)")
+            .bind(keys)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_cutoff: UnixTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO login_failures (key, failures, window_start, last_failure_at) \
+             VALUES ($1, 1, $2, $2) ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN login_failures.window_start < $3 THEN 1 \
+                             ELSE login_failures.failures + 1 END, \
+             window_start = CASE WHEN login_failures.window_start < $3 THEN $2 \
+                                 ELSE login_failures.window_start END, \
+             last_failure_at = $2",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge(&self, p: &Purge) -> StoreResult<u64> {
+        // Each statement deletes at most one batch; SKIP LOCKED lets replicas purge side by
+        // side and never waits on a row a request is using.
+        let batch = i64::from(p.batch);
+        let mut deleted = 0;
+        // Ordinary sessions past their refresh window whose last token has expired.
+        deleted += sqlx::query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+               WHERE revoked_at IS NULL AND refresh_until < $1 AND rotated_at < $2 \
+               LIMIT $3 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(p.now)
+        .bind(p.tokens_expired_before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        // Idle-expired sessions whose last token has expired.
+        if let Some(idle_cutoff) = p.idle_cutoff {
+            deleted += sqlx::query(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                   WHERE revoked_at IS NULL AND last_seen_at < $1 AND rotated_at < $2 \
+                   LIMIT $3 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(idle_cutoff)
+            .bind(p.tokens_expired_before)
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?
+            .rows_affected();
+        }
+        // Revoked sessions past the retention.
+        deleted += sqlx::query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+               WHERE revoked_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(p.revoked_before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        // Failure counters that no longer throttle anyone.
+        deleted += sqlx::query(
+            "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures \
+               WHERE last_failure_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(p.failures_before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        Ok(deleted)
     }
 
     async fn rotate_session(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
@@ -180,12 +507,14 @@ impl Store for PostgresStore {
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)

@@ -1,4 +1,7 @@
 //! The SQLite store: the zero-setup default (`cargo run` creates `tenure.db`).
+//!
+//! SQLite has one writer at a time: every transaction here starts with a write, so it holds
+//! the write lock from its first statement and concurrent writers queue (up to BUSY_TIMEOUT).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -8,8 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use super::{
-    map_common, NewSession, NewUser, Rotation, SessionUserRow, SessionWithUser, Store, StoreError,
-    StoreResult, User, SESSION_COLUMNS, USER_COLUMNS,
+    live_condition, map_common, Liveness, LoginFailures, NewSession, NewUser, Purge, Rotation,
+    Session, SessionFilter, SessionLimit, SessionRow, SessionUserRow, SessionWithUser, Store,
+    StoreError, StoreResult, Touch, User, SESSION_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::UnixTime;
 
@@ -58,11 +62,20 @@ fn map_error(err: sqlx::Error) -> StoreError {
     map_common(err)
 }
 
+const SESSION_ID: &str = "s.id AS s_id";
+
 fn select_joined(filter: &str) -> String {
     format!(
-        "SELECT s.id AS s_id, {SESSION_COLUMNS}, {USER_COLUMNS} \
+        "SELECT {SESSION_ID}, {SESSION_COLUMNS}, {USER_COLUMNS} \
          FROM sessions s JOIN users u ON u.id = s.user_id {filter}"
     )
+}
+
+fn rows_into<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
 }
 
 #[async_trait]
@@ -113,14 +126,58 @@ impl Store for SqliteStore {
             .map_err(map_error)
     }
 
-    async fn create_session(&self, new: &NewSession) -> StoreResult<SessionWithUser> {
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        sqlx::query_as("SELECT * FROM users WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn create_session(
+        &self,
+        new: &NewSession,
+        limit: &SessionLimit,
+        live: &Liveness,
+    ) -> StoreResult<SessionWithUser> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // The first statement writes, so this transaction holds the write lock from here on:
+        // concurrent logins are serialised and the count below cannot go stale.
         sqlx::query("UPDATE users SET last_login_at = ?1 WHERE id = ?2")
             .bind(new.created_at)
             .bind(new.user_id)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
+        let live_sql = live_condition("?2", "?3");
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM sessions s WHERE s.user_id = ?1 AND {live_sql}"
+        ))
+        .bind(new.user_id)
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let excess = count + 1 - i64::from(limit.max);
+        if excess > 0 {
+            if limit.reject {
+                return Err(StoreError::LimitReached);
+            }
+            sqlx::query(&format!(
+                "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?5 WHERE id IN \
+                 (SELECT s.id FROM sessions s WHERE s.user_id = ?1 AND {live_sql} \
+                  ORDER BY s.last_seen_at, s.created_at LIMIT ?4)"
+            ))
+            .bind(new.user_id)
+            .bind(live.now)
+            .bind(live.idle_cutoff)
+            .bind(excess)
+            .bind(limit.evict_reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
              last_seen_at, refresh_until, device, user_agent, ip) \
@@ -146,13 +203,281 @@ impl Store for SqliteStore {
         row.try_into()
     }
 
-    async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>> {
+    async fn session_with_user(
+        &self,
+        id: Uuid,
+        touch: Option<&Touch>,
+    ) -> StoreResult<Option<SessionWithUser>> {
         let row: Option<SessionUserRow> = sqlx::query_as(&select_joined("WHERE s.id = ?1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
+        // Only a live session at the token's gen whose last_seen_at is old enough is written.
+        if let (Some(t), Some(r)) = (touch, &row) {
+            if r.session.s_gen == t.gen
+                && r.session.s_revoked_at.is_none()
+                && r.session.s_last_seen_at < t.older_than
+            {
+                sqlx::query(
+                    "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND gen = ?3 \
+                     AND revoked_at IS NULL AND last_seen_at < ?4",
+                )
+                .bind(id.to_string())
+                .bind(t.now)
+                .bind(t.gen)
+                .bind(t.older_than)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+            }
+        }
         row.map(TryInto::try_into).transpose()
+    }
+
+    async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_ID}, {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = ?1 AND {} \
+             ORDER BY s.created_at DESC, s.id DESC",
+            live_condition("?2", "?3")
+        ))
+        .bind(user_id)
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows_into(rows)
+    }
+
+    async fn revoke_user_session(
+        &self,
+        id: Uuid,
+        user_id: i64,
+        live: &Liveness,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        // SQLite's UPDATE takes no alias: the live condition reads `s.`, so select the row.
+        let result = sqlx::query(&format!(
+            "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?5 WHERE id IN \
+             (SELECT s.id FROM sessions s WHERE s.id = ?1 AND s.user_id = ?2 AND {})",
+            live_condition("?3", "?4")
+        ))
+        .bind(id.to_string())
+        .bind(user_id)
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: i64,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 \
+             WHERE user_id = ?1 AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2)",
+        )
+        .bind(user_id)
+        .bind(except.map(|id| id.to_string()))
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<SessionWithUser>> {
+        let (after_at, after_id) = f
+            .after
+            .map_or((None, None), |(at, id)| (Some(at), Some(id.to_string())));
+        let sql = select_joined(&format!(
+            "WHERE {} AND (?3 IS NULL OR s.user_id = ?3) AND (?4 IS NULL OR u.email = ?4) \
+             AND (?5 IS NULL OR s.created_at < ?5 OR (s.created_at = ?5 AND s.id < ?6)) \
+             ORDER BY s.created_at DESC, s.id DESC LIMIT ?7",
+            live_condition("?1", "?2")
+        ));
+        let rows: Vec<SessionUserRow> = sqlx::query_as(&sql)
+            .bind(f.live.now)
+            .bind(f.live.idle_cutoff)
+            .bind(f.user_id)
+            .bind(&f.email)
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows_into(rows)
+    }
+
+    async fn set_user_active(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<Option<User>> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let user: Option<User> =
+            sqlx::query_as("UPDATE users SET is_active = ?2 WHERE id = ?1 RETURNING *")
+                .bind(user_id)
+                .bind(active)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if user.is_some() && !active {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3 \
+                 WHERE user_id = ?1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(user)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep: Uuid,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("UPDATE users SET password_hash = ?2, password_changed_at = ?3 WHERE id = ?1")
+            .bind(user_id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 \
+             WHERE user_id = ?1 AND revoked_at IS NULL AND id <> ?2",
+        )
+        .bind(user_id)
+        .bind(keep.to_string())
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(revoked.rows_affected())
+    }
+
+    async fn login_failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row: Option<LoginFailures> =
+                sqlx::query_as("SELECT * FROM login_failures WHERE key = ?1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+            found.extend(row);
+        }
+        Ok(found)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_cutoff: UnixTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO login_failures (key, failures, window_start, last_failure_at) \
+             VALUES (?1, 1, ?2, ?2) ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN login_failures.window_start < ?3 THEN 1 \
+                             ELSE login_failures.failures + 1 END, \
+             window_start = CASE WHEN login_failures.window_start < ?3 THEN ?2 \
+                                 ELSE login_failures.window_start END, \
+             last_failure_at = ?2",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = ?1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge(&self, p: &Purge) -> StoreResult<u64> {
+        // One batch per statement, each its own short write transaction, so requests
+        // interleave between them.
+        let batch = i64::from(p.batch);
+        let mut deleted = 0;
+        deleted += sqlx::query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+               WHERE revoked_at IS NULL AND refresh_until < ?1 AND rotated_at < ?2 LIMIT ?3)",
+        )
+        .bind(p.now)
+        .bind(p.tokens_expired_before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        if let Some(idle_cutoff) = p.idle_cutoff {
+            deleted += sqlx::query(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                   WHERE revoked_at IS NULL AND last_seen_at < ?1 AND rotated_at < ?2 LIMIT ?3)",
+            )
+            .bind(idle_cutoff)
+            .bind(p.tokens_expired_before)
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?
+            .rows_affected();
+        }
+        deleted += sqlx::query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+               WHERE revoked_at < ?1 LIMIT ?2)",
+        )
+        .bind(p.revoked_before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        deleted += sqlx::query(
+            "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures \
+               WHERE last_failure_at < ?1 LIMIT ?2)",
+        )
+        .bind(p.failures_before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        Ok(deleted)
     }
 
     async fn rotate_session(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
@@ -209,12 +534,14 @@ impl Store for SqliteStore {
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE key = ?1")
             .bind(key)
             .fetch_one(&self.pool)
