@@ -13,7 +13,11 @@ use crate::session::{RegisterRequest, SessionError};
 use crate::store;
 
 #[derive(Debug, Parser)]
-#[command(name = "tenure", version, about = "Forever sessions over the DreamFactory session API")]
+#[command(
+    name = "tenure",
+    version,
+    about = "Forever sessions over the DreamFactory session API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -233,8 +233,14 @@ impl Config {
             jwt_ttl: positive("DF_JWT_TTL")?,
             jwt_refresh_ttl: positive("DF_JWT_REFRESH_TTL")?,
             jwt_leeway: any_duration("JWT_LEEWAY")?,
-            allow_forever_sessions: parse_bool("DF_ALLOW_FOREVER_SESSIONS", &get("DF_ALLOW_FOREVER_SESSIONS"))?,
-            allow_open_registration: parse_bool("DF_ALLOW_OPEN_REGISTRATION", &get("DF_ALLOW_OPEN_REGISTRATION"))?,
+            allow_forever_sessions: parse_bool(
+                "DF_ALLOW_FOREVER_SESSIONS",
+                &get("DF_ALLOW_FOREVER_SESSIONS"),
+            )?,
+            allow_open_registration: parse_bool(
+                "DF_ALLOW_OPEN_REGISTRATION",
+                &get("DF_ALLOW_OPEN_REGISTRATION"),
+            )?,
             login_attribute,
             session_idle_ttl,
             refresh_reuse_grace: any_duration("REFRESH_REUSE_GRACE")?,
@@ -264,9 +270,15 @@ fn default_of(var: &str) -> &'static str {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("listen_addr", &self.listen_addr)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("jwt_ttl", &self.jwt_ttl)
             .field("jwt_refresh_ttl", &self.jwt_refresh_ttl)
             .field("jwt_leeway", &self.jwt_leeway)
@@ -356,7 +368,16 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
-        for bad in ["", "s", "-1", "1.5h", "10 m", "1w", "99999999999999999999", "3650000d"] {
+        for bad in [
+            "",
+            "s",
+            "-1",
+            "1.5h",
+            "10 m",
+            "1w",
+            "99999999999999999999",
+            "3650000d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -111,7 +111,10 @@ mod tests {
     #[tokio::test]
     async fn hash_verifies_and_uses_the_configured_parameters() {
         let pool = PasswordHasherPool::new(1);
-        let phc = pool.hash(SecretString::from("correct horse")).await.unwrap();
+        let phc = pool
+            .hash(SecretString::from("correct horse"))
+            .await
+            .unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(pool
             .verify(SecretString::from("correct horse"), Some(phc.clone()))

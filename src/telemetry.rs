@@ -11,7 +11,8 @@ const DEFAULT_FILTER: &str = "info,sqlx=warn";
 
 /// Installs the subscriber; `format` None picks pretty on a terminal and JSON otherwise.
 pub fn init(format: Option<LogFormat>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Pretty
     } else {

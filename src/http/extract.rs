@@ -123,6 +123,14 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<ApiBody<T>, ApiError> {
+    // Every body is an object: serde would otherwise read a struct from a positional array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The request body must be a JSON object.",
+            serde_json::Value::Null,
+        ));
+    }
     serde_json::from_slice(bytes).map(ApiBody).map_err(|e| {
         use serde_json::error::Category;
         let status = match e.classify() {

@@ -160,13 +160,17 @@ impl SessionService {
             LoginAttribute::Username => request.username.as_deref().map(normalize_username),
         }
         .filter(|v| !v.is_empty())
-        .ok_or(SessionError::MissingField(self.policy.login_attribute.as_str()))?;
+        .ok_or(SessionError::MissingField(
+            self.policy.login_attribute.as_str(),
+        ))?;
         let password = request
             .password
             .filter(|p| !p.expose_secret().is_empty())
             .ok_or(SessionError::MissingField("password"))?;
 
-        let user = if identifier.chars().count() > MAX_FIELD_CHARS {
+        // Over-long identifiers, and NUL (which no database text column can hold), cannot name
+        // a user: they get the unknown-user answer.
+        let user = if identifier.chars().count() > MAX_FIELD_CHARS || identifier.contains('\0') {
             None
         } else {
             match self.policy.login_attribute {
@@ -286,7 +290,11 @@ impl SessionService {
 
     /// Logs out: the session ends at once. An expired token of a live session is accepted.
     /// Without a token there is nothing to end, and the answer is success (as DreamFactory).
-    pub async fn logout(&self, token: Option<&str>, audience: Audience) -> Result<(), SessionError> {
+    pub async fn logout(
+        &self,
+        token: Option<&str>,
+        audience: Audience,
+    ) -> Result<(), SessionError> {
         let Some(token) = token else {
             return Ok(());
         };
@@ -310,9 +318,16 @@ impl SessionService {
     /// Creates a user (open registration and the CLI).
     pub async fn create_user(&self, request: RegisterRequest) -> Result<User, SessionError> {
         let mut errors: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        let email = request.email.as_deref().map(normalize_email).unwrap_or_default();
+        let email = request
+            .email
+            .as_deref()
+            .map(normalize_email)
+            .unwrap_or_default();
         if email.is_empty() {
-            errors.entry("email").or_default().push("The email field is required.".into());
+            errors
+                .entry("email")
+                .or_default()
+                .push("The email field is required.".into());
         } else if !looks_like_email(&email) {
             errors
                 .entry("email")
@@ -380,10 +395,22 @@ impl SessionService {
             ("last_name", last_name.as_ref()),
         ] {
             if value.is_some_and(|v| v.chars().count() > MAX_FIELD_CHARS) {
+                errors.entry(field).or_default().push(format!(
+                    "The {field} may not be greater than 255 characters."
+                ));
+            }
+        }
+        for (field, value) in [
+            ("username", username.as_deref()),
+            ("name", Some(name.as_str())),
+            ("first_name", first_name.as_deref()),
+            ("last_name", last_name.as_deref()),
+        ] {
+            if has_nul(value) {
                 errors
                     .entry(field)
                     .or_default()
-                    .push(format!("The {field} may not be greater than 255 characters."));
+                    .push(format!("The {field} may not contain NUL characters."));
             }
         }
         let Some(password) = request.password.filter(|_| errors.is_empty()) else {
@@ -407,7 +434,11 @@ impl SessionService {
                 Ok(user)
             }
             Err(StoreError::Conflict(constraint)) => {
-                let field = if constraint == "users_username_key" { "username" } else { "email" };
+                let field = if constraint == "users_username_key" {
+                    "username"
+                } else {
+                    "email"
+                };
                 Err(SessionError::Validation(BTreeMap::from([(
                     field,
                     vec![format!("The {field} has already been taken.")],
@@ -523,7 +554,11 @@ impl SessionService {
             let racer = claims.gen + 1 == session.gen
                 && self.policy.reuse_grace > 0
                 && now - session.rotated_at <= self.policy.reuse_grace;
-            return if racer { Verdict::Grace } else { Verdict::Reuse };
+            return if racer {
+                Verdict::Grace
+            } else {
+                Verdict::Reuse
+            };
         }
         if session.refresh_until.is_some_and(|until| until < now) {
             return Verdict::Refuse(SessionError::refresh(
@@ -631,6 +666,11 @@ fn looks_like_email(email: &str) -> bool {
         && !domain.is_empty()
         && !domain.contains('@')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// NUL cannot be stored in a PostgreSQL text column; a value holding one is refused.
+fn has_nul(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.contains('\0'))
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

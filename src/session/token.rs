@@ -117,12 +117,7 @@ impl TokenKeys {
 
     /// Checks the signature, the claims' shape, and that the token is not from the future
     /// (with `leeway` seconds for clock skew). Expiry is left to the caller.
-    pub fn verify(
-        &self,
-        token: &str,
-        now: UnixTime,
-        leeway: i64,
-    ) -> Result<Claims, TokenDefect> {
+    pub fn verify(&self, token: &str, now: UnixTime, leeway: i64) -> Result<Claims, TokenDefect> {
         if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
             return Err(TokenDefect::Malformed);
         }
@@ -131,9 +126,9 @@ impl TokenKeys {
                 ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
                     TokenDefect::BadSignature
                 }
-                ErrorKind::Json(_) | ErrorKind::InvalidIssuer | ErrorKind::MissingRequiredClaim(_) => {
-                    TokenDefect::BadClaims
-                }
+                ErrorKind::Json(_)
+                | ErrorKind::InvalidIssuer
+                | ErrorKind::MissingRequiredClaim(_) => TokenDefect::BadClaims,
                 _ => TokenDefect::Malformed,
             })?
             .claims;

@@ -1,5 +1,11 @@
 //! The integration tests: one binary, real servers over HTTP, both backends.
 
+// Tests fail loudly: unwrapping is how they say what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod login;
+mod logout;
+mod process;
+mod refresh;

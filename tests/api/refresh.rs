@@ -1,0 +1,283 @@
+//! Refreshing: expired tokens get successors, forever means forever, racers agree, replays kill.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::helpers::*;
+
+const EMAIL: &str = "jane@example.com";
+
+const EXPIRED: &str = "Token has expired: Session expired. Please refresh your token (if still \
+                       within refresh window) or re-login.";
+const BLACKLISTED: &str = "The token has been blacklisted: Session terminated. Please re-login.";
+
+/// A server with one ordinary user.
+async fn app_with_user(backend: Backend, config: TestConfig) -> TestApp {
+    let app = spawn_app_with(backend, config).await;
+    app.create_user(EMAIL, false).await;
+    app
+}
+
+/// Fires `n` refreshes with `token` at once and answers each (status, body).
+async fn concurrent_refreshes(app: &TestApp, token: &str, n: usize) -> Vec<(StatusCode, Value)> {
+    let url = app.url("/api/v2/user/session");
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = url.clone();
+            let token = token.to_owned();
+            tokio::spawn(async move {
+                let response = client
+                    .request(Method::PUT, url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("refresh request");
+                status_json(response).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for task in tasks {
+        answers.push(task.await.expect("refresh task"));
+    }
+    answers
+}
+
+/// Asserts every racer got 200 and the same token, and answers that token.
+fn the_one_token(answers: &[(StatusCode, Value)]) -> String {
+    let first = answers[0].1["session_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {}", answers[0].1))
+        .to_owned();
+    for (status, body) in answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["session_token"], json!(first), "racers disagree");
+    }
+    first
+}
+
+fn gen(token: &str) -> i64 {
+    claims(token)["gen"].as_i64().expect("gen claim")
+}
+
+both_backends! {
+    async fn an_expired_forever_token_is_refreshed_and_the_old_one_dies(backend) {
+        let app = app_with_user(backend, TestConfig::new().var("DF_JWT_TTL", "2s")).await;
+        let old = app.login_token(EMAIL, true).await;
+        assert_eq!(app.get_session(&old).await.status(), StatusCode::OK);
+
+        app.clock.advance(3);
+        let (message, reason) = assert_error(app.get_session(&old).await, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(message, EXPIRED);
+        assert_eq!(reason, "expired");
+
+        let (status, body) = status_json(app.refresh(&old).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let new = body["session_token"].as_str().unwrap().to_owned();
+        assert_eq!(body["session_id"], json!(new));
+        assert_ne!(new, old);
+        let (c_old, c_new) = (claims(&old), claims(&new));
+        assert_eq!(c_new["gen"].as_i64().unwrap(), c_old["gen"].as_i64().unwrap() + 1);
+        assert_eq!(c_new["sid"], c_old["sid"]);
+        assert_eq!(c_new["forever"], json!(true));
+        assert_eq!(c_new["exp"].as_i64().unwrap() - c_new["iat"].as_i64().unwrap(), 2);
+
+        let (status, body) = status_json(app.get_session(&new).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["session_token"], json!(new));
+
+        let (message, reason) = assert_error(app.get_session(&old).await, StatusCode::FORBIDDEN).await;
+        assert_eq!(message, BLACKLISTED);
+        assert_eq!(reason, "rotated");
+    }
+
+    async fn thirty_refreshes_in_a_row_never_break_the_chain(backend) {
+        let app = app_with_user(backend, TestConfig::new().var("DF_JWT_TTL", "2s")).await;
+        let first = app.login_token(EMAIL, true).await;
+        let mut token = first.clone();
+        for i in 0..30 {
+            // Past the token's expiry and past the reuse grace of the previous rotation.
+            app.clock.advance(12);
+            let response = app.get_session(&token).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "refresh {i}: not expired");
+            let next = app.refresh_token(&token).await;
+            assert_eq!(gen(&next), gen(&token) + 1, "refresh {i}");
+            token = next;
+        }
+        assert_eq!(gen(&token), gen(&first) + 30);
+        let (status, body) = status_json(app.get_session(&token).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["email"], EMAIL);
+    }
+
+    async fn forever_survives_a_restart_and_any_age(backend) {
+        let app = app_with_user(
+            backend,
+            TestConfig::new()
+                .var("DF_JWT_TTL", "1m")
+                .var("DF_JWT_REFRESH_TTL", "10m"),
+        )
+        .await;
+        let token = app.login_token(EMAIL, true).await;
+        let app = app.restart().await;
+        // Far beyond the token's life and DF_JWT_REFRESH_TTL (df-core#32 killed these).
+        app.clock.advance(30 * 24 * 3600);
+        assert_error(app.get_session(&token).await, StatusCode::UNAUTHORIZED).await;
+        let new = app.refresh_token(&token).await;
+        assert_eq!(claims(&new)["forever"], json!(true));
+        assert_eq!(gen(&new), gen(&token) + 1);
+        assert_eq!(app.get_session(&new).await.status(), StatusCode::OK);
+
+        // And again after another restart and another month.
+        let app = app.restart().await;
+        app.clock.advance(31 * 24 * 3600);
+        let newer = app.refresh_token(&new).await;
+        assert_eq!(app.get_session(&newer).await.status(), StatusCode::OK);
+    }
+
+    async fn an_ordinary_session_refreshes_only_inside_its_window(backend) {
+        let app = app_with_user(
+            backend,
+            TestConfig::new()
+                .var("DF_JWT_TTL", "1m")
+                .var("DF_JWT_REFRESH_TTL", "10m"),
+        )
+        .await;
+        let token = app.login_token(EMAIL, false).await;
+        assert_eq!(claims(&token)["forever"], json!(false));
+
+        app.clock.advance(5 * 60);
+        let inside = app.refresh_token(&token).await;
+        assert_eq!(claims(&inside)["forever"], json!(false));
+        assert_eq!(app.get_session(&inside).await.status(), StatusCode::OK);
+
+        // 10 min 1 s after the login: the window is closed, whatever the token's own age.
+        app.clock.advance(5 * 60 + 1);
+        let (message, reason) = assert_error(app.refresh(&inside).await, StatusCode::UNAUTHORIZED).await;
+        assert!(message.starts_with("Token refresh failed."), "{message}");
+        assert_eq!(reason, "refresh_window_closed");
+        // Still refused on a second try: nothing changed.
+        let (_, reason) = assert_error(app.refresh(&inside).await, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(reason, "refresh_window_closed");
+    }
+
+    async fn forever_sessions_can_be_switched_off(backend) {
+        let app = app_with_user(
+            backend,
+            TestConfig::new().var("DF_ALLOW_FOREVER_SESSIONS", "false"),
+        )
+        .await;
+        let token = app.login_token(EMAIL, true).await;
+        assert_eq!(claims(&token)["forever"], json!(false));
+        let refreshed = app.refresh_token(&token).await;
+        assert_eq!(claims(&refreshed)["forever"], json!(false));
+
+        let response = app.request(Method::GET, "/api/v2/system/environment").send().await.unwrap();
+        let (status, body) = status_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["authentication"]["allow_forever_sessions"], json!(false), "{body}");
+    }
+
+    async fn simultaneous_refreshes_all_get_the_same_successor(backend) {
+        let app = app_with_user(backend, TestConfig::new()).await;
+        let a = app.login_token(EMAIL, true).await;
+
+        let b = the_one_token(&concurrent_refreshes(&app, &a, 8).await);
+        assert_ne!(b, a);
+        assert_eq!(gen(&b), gen(&a) + 1);
+
+        // Late racers with the same old token, within the grace: still exactly B.
+        app.clock.advance(4);
+        let late = the_one_token(&concurrent_refreshes(&app, &a, 8).await);
+        assert_eq!(late, b);
+
+        // A new race with B after the clock moved: one rotation, one shared successor.
+        let c = the_one_token(&concurrent_refreshes(&app, &b, 8).await);
+        assert_ne!(c, b);
+        assert_eq!(gen(&c), gen(&b) + 1);
+        assert_eq!(app.get_session(&c).await.status(), StatusCode::OK);
+        let (_, reason) = assert_error(app.get_session(&b).await, StatusCode::FORBIDDEN).await;
+        assert_eq!(reason, "rotated");
+    }
+
+    async fn a_lost_response_is_recovered_within_the_grace(backend) {
+        let app = app_with_user(backend, TestConfig::new()).await;
+        let a = app.login_token(EMAIL, true).await;
+        let b = app.refresh_token(&a).await;
+        app.clock.advance(5);
+        let (status, body) = status_json(app.refresh(&a).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["session_token"], json!(b));
+        // The session lives on with B.
+        assert_eq!(app.get_session(&b).await.status(), StatusCode::OK);
+        let c = app.refresh_token(&b).await;
+        assert_eq!(gen(&c), gen(&b) + 1);
+    }
+
+    async fn a_replaced_token_replayed_after_the_grace_kills_the_session(backend) {
+        let app = app_with_user(backend, TestConfig::new()).await;
+        let a = app.login_token(EMAIL, true).await;
+        let b = app.refresh_token(&a).await;
+        app.clock.advance(11);
+
+        let (message, reason) = assert_error(app.refresh(&a).await, StatusCode::UNAUTHORIZED).await;
+        assert!(message.starts_with("Token refresh failed."), "{message}");
+        assert_eq!(reason, "token_reuse");
+
+        let (message, reason) = assert_error(app.get_session(&b).await, StatusCode::FORBIDDEN).await;
+        assert_eq!(message, BLACKLISTED);
+        assert_eq!(reason, "token_reuse");
+        let (message, reason) = assert_error(app.refresh(&b).await, StatusCode::UNAUTHORIZED).await;
+        assert!(message.starts_with("Token refresh failed."), "{message}");
+        assert_eq!(reason, "token_reuse");
+
+        // Other sessions of the same user are not affected.
+        let other = app.login_token(EMAIL, true).await;
+        assert_eq!(app.get_session(&other).await.status(), StatusCode::OK);
+    }
+
+    async fn a_token_two_generations_behind_is_reuse_even_inside_the_grace(backend) {
+        let app = app_with_user(backend, TestConfig::new()).await;
+        let a = app.login_token(EMAIL, true).await;
+        let b = app.refresh_token(&a).await;
+        let c = app.refresh_token(&b).await;
+        assert_eq!(gen(&c), gen(&a) + 2);
+
+        let (message, reason) = assert_error(app.refresh(&a).await, StatusCode::UNAUTHORIZED).await;
+        assert!(message.starts_with("Token refresh failed."), "{message}");
+        assert_eq!(reason, "token_reuse");
+
+        let (_, reason) = assert_error(app.get_session(&c).await, StatusCode::FORBIDDEN).await;
+        assert_eq!(reason, "token_reuse");
+        let (_, reason) = assert_error(app.refresh(&c).await, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(reason, "token_reuse");
+        // B, one behind and inside the grace, no longer gets anything either.
+        let (_, reason) = assert_error(app.refresh(&b).await, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(reason, "token_reuse");
+    }
+
+    async fn nothing_bearer_like_is_stored(backend) {
+        let app = app_with_user(backend, TestConfig::new()).await;
+        let a = app.login_token(EMAIL, true).await;
+        let b = app.refresh_token(&a).await;
+        let ordinary = app.login_token(EMAIL, false).await;
+
+        let mut rows = app.db.dump("sessions").await;
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        rows.extend(app.db.dump("users").await);
+        let stored = rows.join("\n");
+        for token in [&a, &b, &ordinary] {
+            assert!(!stored.contains(token.as_str()), "a token is stored");
+            for (i, part) in token.split('.').enumerate() {
+                assert!(!part.is_empty());
+                assert!(!stored.contains(part), "part {i} of a token is stored: {part}");
+            }
+        }
+        assert!(!stored.contains(PASSWORD), "the password is stored");
+    }
+}
