@@ -9,7 +9,8 @@ use secrecy::SecretString;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::session::{RegisterRequest, SessionError};
+use crate::http::session::df_datetime;
+use crate::session::{AdminGrant, RegisterRequest, SessionError};
 use crate::store;
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,33 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// List and revoke sessions.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List live sessions, newest first.
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        email: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Revoke one session by id, or every session of a user.
+    Revoke {
+        /// The session id (as `session list` shows it).
+        #[arg(required_unless_present = "email", conflicts_with = "email")]
+        id: Option<uuid::Uuid>,
+        /// Revoke all of this user's sessions.
+        #[arg(long)]
+        email: Option<String>,
     },
 }
 
@@ -73,6 +101,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("migrations applied ({})", store.backend());
             Ok(())
         }
+        Command::Session { command } => session_command(command, config).await,
         Command::User {
             command:
                 UserCommand::Create {
@@ -120,6 +149,64 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 }
                 Err(other) => Err(other.into()),
             }
+        }
+    }
+}
+
+async fn session_command(command: SessionCommand, config: Config) -> anyhow::Result<()> {
+    let state = crate::build_state(&config, Arc::new(SystemClock))
+        .await
+        .context("cannot open the database")?;
+    let service = &state.service;
+    let grant = AdminGrant::operator();
+    let user_id = |email: Option<String>| async {
+        match email {
+            None => Ok(None),
+            Some(email) => match service.find_user(&email).await? {
+                Some(user) => Ok(Some(user.id)),
+                None => bail!("no user with email {email}"),
+            },
+        }
+    };
+    match command {
+        SessionCommand::List { email, limit } => {
+            let user_id = user_id(email).await?;
+            let page = service
+                .admin_list_sessions(&grant, user_id, None, None, limit)
+                .await?;
+            println!(
+                "{:<36}  {:<28}  {:<7}  {:<19}  {:<19}  device",
+                "id", "email", "forever", "created", "last seen"
+            );
+            for view in page.sessions {
+                let s = view.session;
+                println!(
+                    "{:<36}  {:<28}  {:<7}  {:<19}  {:<19}  {}",
+                    s.id,
+                    view.user.email,
+                    s.forever,
+                    df_datetime(s.created_at),
+                    df_datetime(s.last_seen_at),
+                    s.device.unwrap_or_default()
+                );
+            }
+            if page.next.is_some() {
+                println!("(more sessions exist; raise --limit)");
+            }
+            Ok(())
+        }
+        SessionCommand::Revoke { id: Some(id), .. } => {
+            service.admin_revoke_session(&grant, id).await?;
+            println!("revoked session {id}");
+            Ok(())
+        }
+        SessionCommand::Revoke { id: None, email } => {
+            let Some(user_id) = user_id(email).await? else {
+                bail!("name a session id or --email");
+            };
+            let ended = service.admin_revoke_user_sessions(&grant, user_id).await?;
+            println!("revoked {ended} session(s)");
+            Ok(())
         }
     }
 }

@@ -197,7 +197,12 @@ impl Config {
         let session_limit_policy = match get("SESSION_LIMIT_POLICY").to_ascii_lowercase().as_str() {
             "evict_idle" => SessionLimitPolicy::EvictIdle,
             "reject" => SessionLimitPolicy::Reject,
-            _ => return Err(invalid("SESSION_LIMIT_POLICY", "expected evict_idle or reject")),
+            _ => {
+                return Err(invalid(
+                    "SESSION_LIMIT_POLICY",
+                    "expected evict_idle or reject",
+                ))
+            }
         };
         let trusted_proxies = get("TRUSTED_PROXIES")
             .split(',')

@@ -53,6 +53,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         host: gethostname::gethostname().to_string_lossy().into(),
         started_at: Instant::now(),
         request_timeout: config.request_timeout,
+        trusted_proxies: config.trusted_proxies.clone().into(),
+        purge_interval: config.purge_interval,
     })
 }
 
@@ -71,17 +73,21 @@ async fn signing_keys(config: &Config, store: &dyn Store) -> Result<TokenKeys, S
 }
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// The background purge runs alongside and stops with the server.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let purger = session::purge::spawn_purger(state.service.clone(), state.purge_interval);
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    purger.abort();
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

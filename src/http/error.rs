@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub context: Value,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             message: message.into(),
             context,
+            retry_after: None,
         }
     }
 
@@ -129,6 +132,31 @@ impl From<SessionError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "Open Registration is not enabled.",
                 json!({ "reason": "registration_disabled" }),
+            ),
+            Throttled { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::with_reason(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many failed login attempts. Try again in {retry_after} seconds."
+                    ),
+                    Reason::Throttled,
+                )
+            },
+            SessionLimit(max) => Self::with_reason(
+                StatusCode::CONFLICT,
+                format!(
+                    "Session limit reached: this user already has {max} active sessions. \
+                     Log out on another device first."
+                ),
+                Reason::SessionLimit,
+            ),
+            SessionNotFound => Self::new(StatusCode::NOT_FOUND, "Session not found.", Value::Null),
+            UserNotFound => Self::new(StatusCode::NOT_FOUND, "User not found.", Value::Null),
+            WrongPassword => Self::new(
+                StatusCode::BAD_REQUEST,
+                "Validation failed",
+                json!({ "old_password": ["The old password is not correct."] }),
             ),
             Validation(fields) => {
                 Self::new(StatusCode::BAD_REQUEST, "Validation failed", json!(fields))

@@ -1,6 +1,8 @@
 //! Extractors that do the risky parsing once: the session token, the request body, the client.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -11,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
+use super::AppState;
 use crate::session::ClientInfo;
 
 /// The session token, from (in DreamFactory's order) `Authorization: Bearer …`, the
@@ -66,6 +69,17 @@ impl Query {
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `name` parsed as `T`; a 400 naming the parameter when it does not parse.
+    pub fn param<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("The {name} parameter is not valid."))
+                })
+            })
+            .transpose()
     }
 
     /// `true`, `1`, `yes` and `on` are true.
@@ -145,14 +159,18 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<ApiBody<T>, ApiError>
     })
 }
 
-/// Where the request came from: the device name (`X-Device-Model`, else the User-Agent), the
-/// User-Agent and the peer address.
+/// Where the request came from: the `X-Device-Model` header, the User-Agent and the client
+/// address. The address is the socket peer's, unless the peer is one of `TRUSTED_PROXIES`:
+/// then it is the nearest `X-Forwarded-For` hop that is not a trusted proxy.
 pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = |name| {
             parts
                 .headers
@@ -162,17 +180,51 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
         };
-        let user_agent = header(USER_AGENT.as_str());
-        let device = header("x-device-model").or_else(|| user_agent.clone());
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let ip = peer.map(|peer| client_ip(peer, &parts.headers, &state.trusted_proxies));
         Ok(Self(ClientInfo {
-            device,
-            user_agent,
-            ip,
+            device: header("x-device-model"),
+            user_agent: header(USER_AGENT.as_str()),
+            ip: ip.map(|ip| ip.to_string()),
         }))
+    }
+}
+
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut nearest = peer;
+    // Walk from the nearest hop outwards; stop at the first one we do not trust.
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => nearest = ip,
+            Ok(ip) => return ip,
+            Err(_) => return nearest,
+        }
+    }
+    nearest
+}
+
+/// [`loose_bool`] for an optional field: absent or null stays `None`.
+pub fn loose_bool_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => loose_bool(v).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -199,5 +251,38 @@ pub fn loose_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D:
             "false" | "0" | "no" | "off" | "" => Ok(false),
             _ => Err(D::Error::custom("expected a boolean")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = forwarded("203.0.113.9, 10.0.0.7");
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        // An untrusted peer's header is ignored.
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+        // A spoofed leftmost entry does not win over the nearest untrusted hop.
+        let headers = forwarded("1.1.1.1, 203.0.113.9");
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        // No header: the proxy itself.
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 }

@@ -1,11 +1,13 @@
 //! HTTP in, HTTP out, no policy: the application state, the router, and the one stack of
 //! layers every request passes through.
 
+mod admin;
 mod environment;
 pub mod error;
 pub mod extract;
 mod register;
 pub mod session;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +39,10 @@ pub struct AppState {
     pub host: Arc<str>,
     pub started_at: Instant,
     pub request_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// How often the background purge runs.
+    pub purge_interval: Duration,
 }
 
 /// The whole HTTP application.
@@ -44,6 +50,8 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.request_timeout;
     Router::new()
         .merge(session::router())
+        .merge(sessions::router())
+        .merge(admin::router())
         .merge(register::router())
         .merge(environment::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{loose_bool, ApiBody, Client, SessionToken};
+use super::extract::{loose_bool, ApiBody, Client, Query, SessionToken};
 use super::AppState;
 use crate::clock::UnixTime;
-use crate::session::{Audience, Authenticated, LoginRequest};
+use crate::session::{Audience, Authenticated, LoginRequest, LogoutScope};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -124,13 +124,33 @@ async fn refresh(
     Ok(Json(SessionInfo::new(auth, &state.host)))
 }
 
+/// `?scope=local|others|global` (default `local`, DreamFactory's behaviour).
 async fn logout(
     state: AppState,
     audience: Audience,
     token: SessionToken,
+    query: Query,
 ) -> Result<Json<Value>, ApiError> {
-    state.service.logout(token.0.as_deref(), audience).await?;
-    Ok(Json(json!({ "success": true })))
+    let scope = match query.get("scope") {
+        None | Some("local") => LogoutScope::Local,
+        Some("others") => LogoutScope::Others,
+        Some("global") => LogoutScope::Global,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "The scope must be local, others or global.",
+            ))
+        }
+    };
+    let ended = state
+        .service
+        .logout(token.0.as_deref(), audience, scope)
+        .await?;
+    // DreamFactory's exact answer for a plain logout; the wider scopes also say how many ended.
+    Ok(Json(if scope == LogoutScope::Local {
+        json!({ "success": true })
+    } else {
+        json!({ "success": true, "ended": ended })
+    }))
 }
 
 // A login ignores any token sent with it, so the login handlers do not extract one.
@@ -181,13 +201,15 @@ async fn admin_refresh(
 async fn user_logout(
     State(state): State<AppState>,
     token: SessionToken,
+    query: Query,
 ) -> Result<Json<Value>, ApiError> {
-    logout(state, Audience::User, token).await
+    logout(state, Audience::User, token, query).await
 }
 
 async fn admin_logout(
     State(state): State<AppState>,
     token: SessionToken,
+    query: Query,
 ) -> Result<Json<Value>, ApiError> {
-    logout(state, Audience::Admin, token).await
+    logout(state, Audience::Admin, token, query).await
 }

@@ -25,6 +25,12 @@ pub enum Reason {
     IdleTimeout,
     UserInactive,
     NotAdmin,
+    /// Ended to make room for a newer login (`MAX_SESSIONS_PER_USER`).
+    SessionLimit,
+    /// Ended by a password change made from another session.
+    PasswordChanged,
+    /// Too many failed logins; retry later.
+    Throttled,
 }
 
 impl Reason {
@@ -42,14 +48,20 @@ impl Reason {
             Self::IdleTimeout => "idle_timeout",
             Self::UserInactive => "user_inactive",
             Self::NotAdmin => "not_admin",
+            Self::SessionLimit => "session_limit",
+            Self::PasswordChanged => "password_changed",
+            Self::Throttled => "throttled",
         }
     }
 
     /// The reason a stored `revoke_reason` stands for.
     pub fn from_revoke_reason(stored: Option<&str>) -> Self {
         match stored {
-            Some("logout") => Self::LoggedOut,
+            Some("logged_out" | "logout") => Self::LoggedOut,
             Some("token_reuse") => Self::TokenReuse,
+            Some("session_limit") => Self::SessionLimit,
+            Some("password_changed") => Self::PasswordChanged,
+            Some("user_inactive") => Self::UserInactive,
             _ => Self::Revoked,
         }
     }
@@ -81,6 +93,16 @@ pub enum SessionError {
     UserInactive,
     #[error("open registration is not enabled")]
     RegistrationDisabled,
+    #[error("too many failed logins; retry in {retry_after} s")]
+    Throttled { retry_after: i64 },
+    #[error("session limit of {0} reached")]
+    SessionLimit(u32),
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("the current password is wrong")]
+    WrongPassword,
     #[error("validation failed")]
     Validation(BTreeMap<&'static str, Vec<String>>),
     #[error("storage unavailable: {0}")]

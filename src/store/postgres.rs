@@ -274,7 +274,9 @@ impl Store for PostgresStore {
     }
 
     async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<SessionWithUser>> {
-        let (after_at, after_id) = f.after.map_or((None, None), |(at, id)| (Some(at), Some(id)));
+        let (after_at, after_id) = f
+            .after
+            .map_or((None, None), |(at, id)| (Some(at), Some(id)));
         let sql = select_joined(
             "sessions s JOIN users u ON u.id = s.user_id",
             &format!(

@@ -1,0 +1,159 @@
+//! Logging in, with login throttling shared by every replica through the database.
+
+use secrecy::ExposeSecret;
+
+use super::{
+    normalize_email, normalize_username, short, Audience, Authenticated, LoginRequest,
+    SessionError, SessionService, MAX_FIELD_CHARS,
+};
+use crate::clock::UnixTime;
+use crate::config::LoginAttribute;
+use crate::store::LoginFailures;
+
+/// The exponent of the backoff stops growing here (the delay is capped long before).
+const MAX_BACKOFF_DOUBLINGS: i64 = 30;
+
+/// The throttling counters a login attempt counts against.
+pub(super) struct ThrottleKeys {
+    /// `account:<login>`, when the login can be stored (no NUL, not over-long).
+    account: Option<String>,
+    /// `ip:<address>`, when the client address is known.
+    ip: Option<String>,
+}
+
+impl ThrottleKeys {
+    pub(super) fn new(login: &str, ip: Option<&str>) -> Self {
+        let storable = !login.contains('\0') && login.chars().count() <= MAX_FIELD_CHARS;
+        Self {
+            account: storable.then(|| format!("account:{login}")),
+            ip: ip.map(|ip| format!("ip:{ip}")),
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.account.iter().chain(self.ip.iter()).cloned().collect()
+    }
+}
+
+impl SessionService {
+    /// Logs in with the configured login attribute and a password.
+    pub async fn login(
+        &self,
+        request: LoginRequest,
+        audience: Audience,
+    ) -> Result<Authenticated, SessionError> {
+        let identifier = match self.policy.login_attribute {
+            LoginAttribute::Email => request.email.as_deref().map(normalize_email),
+            LoginAttribute::Username => request.username.as_deref().map(normalize_username),
+        }
+        .filter(|v| !v.is_empty())
+        .ok_or(SessionError::MissingField(
+            self.policy.login_attribute.as_str(),
+        ))?;
+        let password = request
+            .password
+            .filter(|p| !p.expose_secret().is_empty())
+            .ok_or(SessionError::MissingField("password"))?;
+
+        let now = self.clock.now();
+        let keys = ThrottleKeys::new(&identifier, request.client.ip.as_deref());
+        // A throttled attempt is answered before any Argon2 work.
+        self.check_throttle(&keys, now).await?;
+
+        // Over-long identifiers, and NUL (which no database text column can hold), cannot name
+        // a user: they get the unknown-user answer.
+        let user = if identifier.chars().count() > MAX_FIELD_CHARS || identifier.contains('\0') {
+            None
+        } else {
+            match self.policy.login_attribute {
+                LoginAttribute::Email => self.store.user_by_email(&identifier).await?,
+                LoginAttribute::Username => self.store.user_by_username(&identifier).await?,
+            }
+        };
+        // Unknown users verify against a dummy hash: the same work, the same answer.
+        let matched = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+        let user = match user {
+            Some(user) if matched && user.is_active => user,
+            _ => {
+                tracing::info!(outcome = "invalid_credentials", "login failed");
+                self.record_failure(&keys, now).await?;
+                return Err(SessionError::InvalidCredentials);
+            }
+        };
+        if let Some(account) = &keys.account {
+            self.store.clear_login_failures(account).await?;
+        }
+        if audience == Audience::Admin && !user.is_sys_admin {
+            return Err(SessionError::InvalidCredentials);
+        }
+
+        let forever = request.remember_me && self.policy.allow_forever_sessions;
+        let view = self.start_session(&user, forever, request.client).await?;
+        tracing::info!(
+            user_id = user.id,
+            session = %short(view.session.id),
+            forever,
+            "login"
+        );
+        self.issue(view)
+    }
+
+    /// Refuses the attempt (429) while the account's or the address's counter is in backoff.
+    pub(super) async fn check_throttle(
+        &self,
+        keys: &ThrottleKeys,
+        now: UnixTime,
+    ) -> Result<(), SessionError> {
+        let rows = self.store.login_failures(&keys.all()).await?;
+        let wait = rows
+            .iter()
+            .filter_map(|row| self.backoff_remaining(row, now))
+            .max();
+        match wait {
+            Some(retry_after) => {
+                tracing::info!(outcome = "throttled", retry_after, "login throttled");
+                Err(SessionError::Throttled { retry_after })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one failed attempt against every key.
+    pub(super) async fn record_failure(
+        &self,
+        keys: &ThrottleKeys,
+        now: UnixTime,
+    ) -> Result<(), SessionError> {
+        let window_cutoff = now - self.policy.login_failure_window;
+        for key in keys.all() {
+            self.store
+                .record_login_failure(&key, now, window_cutoff)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Seconds left in the backoff of one counter: none below the threshold; from it on, the
+    /// base delay doubling with each further failure, up to the cap. Never permanent.
+    fn backoff_remaining(&self, row: &LoginFailures, now: UnixTime) -> Option<i64> {
+        let threshold = if row.key.starts_with("ip:") {
+            self.policy.login_max_failures_per_ip
+        } else {
+            self.policy.login_max_failures
+        };
+        if row.failures < threshold {
+            return None;
+        }
+        let doublings = (row.failures - threshold).min(MAX_BACKOFF_DOUBLINGS);
+        let delay = self
+            .policy
+            .login_backoff_base
+            .saturating_mul(1_i64 << doublings)
+            .min(self.policy.login_backoff_max);
+        let remaining = row.last_failure_at + delay - now;
+        (remaining > 0).then_some(remaining)
+    }
+}

@@ -1,0 +1,162 @@
+//! Refresh: the atomic rotation, the grace for racers, and reuse detection.
+
+use std::sync::atomic::Ordering;
+
+use super::token::Claims;
+use super::{short, Audience, Authenticated, Reason, SessionError, SessionService};
+use crate::clock::UnixTime;
+use crate::store::{Rotation, SessionWithUser};
+
+/// How many times a refresh retries when the row changed between its rotation attempt and
+/// the read that explains the failure (another replica rotated, then the state moved on).
+const ROTATION_ATTEMPTS: usize = 3;
+
+enum Verdict {
+    Retry,
+    Grace,
+    Reuse,
+    Refuse(SessionError),
+}
+
+impl SessionService {
+    /// Refreshes: the (possibly expired) token of a live session gets its successor.
+    pub async fn refresh(
+        &self,
+        token: Option<&str>,
+        audience: Audience,
+    ) -> Result<Authenticated, SessionError> {
+        let token = token.ok_or(SessionError::refresh(
+            Reason::MissingToken,
+            "No session token was supplied.",
+        ))?;
+        let now = self.clock.now();
+        let claims = self
+            .keys
+            .verify(token, now, self.policy.leeway)
+            .map_err(|defect| SessionError::RefreshRefused {
+                reason: Reason::InvalidToken,
+                detail: defect.as_str(),
+            })?;
+        let rotation = Rotation {
+            session_id: claims.sid,
+            expected_gen: claims.gen,
+            now,
+            idle_cutoff: self.idle_cutoff(now),
+            require_admin: audience == Audience::Admin,
+        };
+
+        for _ in 0..ROTATION_ATTEMPTS {
+            if let Some(view) = self.store.rotate_session(&rotation).await? {
+                tracing::debug!(session = %short(view.session.id), gen = view.session.gen, "refresh");
+                return self.issue(view);
+            }
+            // The rotation's conditions failed: read the row once to tell the caller why.
+            let Some(view) = self.store.session_with_user(claims.sid, None).await? else {
+                return Err(SessionError::refresh(
+                    Reason::Revoked,
+                    "The token has been blacklisted",
+                ));
+            };
+            match self.explain_failed_rotation(&claims, &view, now, audience) {
+                Verdict::Retry => continue,
+                Verdict::Grace => {
+                    tracing::debug!(session = %short(view.session.id), "refresh within grace");
+                    return self.issue(view);
+                }
+                Verdict::Reuse => return Err(self.revoke_for_reuse(&claims, now).await?),
+                Verdict::Refuse(err) => return Err(err),
+            }
+        }
+        Err(SessionError::Unavailable(
+            "the session kept changing during refresh".into(),
+        ))
+    }
+
+    /// Why the atomic rotation did not happen, read from the row as it is now.
+    fn explain_failed_rotation(
+        &self,
+        claims: &Claims,
+        view: &SessionWithUser,
+        now: UnixTime,
+        audience: Audience,
+    ) -> Verdict {
+        let (session, user) = (&view.session, &view.user);
+        if user.id != claims.user_id {
+            return Verdict::Refuse(SessionError::refresh(
+                Reason::InvalidToken,
+                "User verification failed.",
+            ));
+        }
+        if session.revoked_at.is_some() {
+            return Verdict::Refuse(SessionError::refresh(
+                Reason::from_revoke_reason(session.revoke_reason.as_deref()),
+                "The token has been blacklisted",
+            ));
+        }
+        if !user.is_active {
+            return Verdict::Refuse(SessionError::refresh(
+                Reason::UserInactive,
+                "User is not active.",
+            ));
+        }
+        if audience == Audience::Admin && !user.is_sys_admin {
+            return Verdict::Refuse(SessionError::NotAdmin);
+        }
+        if claims.gen > session.gen {
+            return Verdict::Refuse(SessionError::refresh(
+                Reason::InvalidToken,
+                "The token does not belong to this session.",
+            ));
+        }
+        if claims.gen < session.gen {
+            let racer = claims.gen + 1 == session.gen
+                && self.policy.reuse_grace > 0
+                && now - session.rotated_at <= self.policy.reuse_grace;
+            return if racer {
+                Verdict::Grace
+            } else {
+                Verdict::Reuse
+            };
+        }
+        if session.refresh_until.is_some_and(|until| until < now) {
+            return Verdict::Refuse(SessionError::refresh(
+                Reason::RefreshWindowClosed,
+                "Token has expired and can no longer be refreshed",
+            ));
+        }
+        if self
+            .policy
+            .idle_ttl
+            .is_some_and(|ttl| session.last_seen_at < now - ttl)
+        {
+            return Verdict::Refuse(SessionError::refresh(
+                Reason::IdleTimeout,
+                "Session has been idle too long and can no longer be refreshed",
+            ));
+        }
+        Verdict::Retry
+    }
+
+    /// Two parties hold the session: end it, count it, log it.
+    async fn revoke_for_reuse(
+        &self,
+        claims: &Claims,
+        now: UnixTime,
+    ) -> Result<SessionError, SessionError> {
+        self.store
+            .revoke_session(claims.sid, None, now, Reason::TokenReuse.as_str())
+            .await?;
+        self.reuse_detected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            user_id = claims.user_id,
+            session = %short(claims.sid),
+            presented_gen = claims.gen,
+            reason = "token_reuse",
+            "replaced token presented again: session revoked"
+        );
+        Ok(SessionError::refresh(
+            Reason::TokenReuse,
+            "The token has been blacklisted",
+        ))
+    }
+}

@@ -1,0 +1,240 @@
+//! Users: creation (CLI and open registration) and password changes.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::login::ThrottleKeys;
+use super::{
+    has_nul, looks_like_email, normalize_email, normalize_username, short, Audience, Authenticated,
+    ClientInfo, Reason, RegisterRequest, SessionError, SessionService, MAX_FIELD_CHARS,
+    MAX_PASSWORD_CHARS,
+};
+use crate::config::LoginAttribute;
+use crate::store::{NewUser, StoreError, User};
+
+impl SessionService {
+    /// Creates a user (open registration and the CLI).
+    pub async fn create_user(&self, request: RegisterRequest) -> Result<User, SessionError> {
+        let mut errors: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let email = request
+            .email
+            .as_deref()
+            .map(normalize_email)
+            .unwrap_or_default();
+        if email.is_empty() {
+            errors
+                .entry("email")
+                .or_default()
+                .push("The email field is required.".into());
+        } else if !looks_like_email(&email) {
+            errors
+                .entry("email")
+                .or_default()
+                .push("The email must be a valid email address.".into());
+        }
+        let username = request
+            .username
+            .as_deref()
+            .map(normalize_username)
+            .filter(|u| !u.is_empty());
+        if username
+            .as_deref()
+            .is_some_and(|u| u.chars().count() > MAX_FIELD_CHARS || u.contains(char::is_whitespace))
+        {
+            errors
+                .entry("username")
+                .or_default()
+                .push("The username may not contain spaces or exceed 255 characters.".into());
+        }
+        if self.policy.login_attribute == LoginAttribute::Username && username.is_none() {
+            errors
+                .entry("username")
+                .or_default()
+                .push("The username field is required.".into());
+        }
+        if let Some(problem) = self.password_problem(request.password.as_ref()) {
+            errors.entry("password").or_default().push(problem);
+        }
+        if let (Some(p), Some(c)) = (&request.password, &request.password_confirmation) {
+            if p.expose_secret() != c.expose_secret() {
+                errors
+                    .entry("password")
+                    .or_default()
+                    .push("The password confirmation does not match.".into());
+            }
+        }
+        let clean = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let first_name = clean(request.first_name);
+        let last_name = clean(request.last_name);
+        let name = clean(request.name)
+            .or_else(|| {
+                let joined = [first_name.as_deref(), last_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (!joined.is_empty()).then_some(joined)
+            })
+            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+        for (field, value) in [
+            ("name", Some(&name)),
+            ("first_name", first_name.as_ref()),
+            ("last_name", last_name.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.chars().count() > MAX_FIELD_CHARS) {
+                errors.entry(field).or_default().push(format!(
+                    "The {field} may not be greater than 255 characters."
+                ));
+            }
+        }
+        for (field, value) in [
+            ("username", username.as_deref()),
+            ("name", Some(name.as_str())),
+            ("first_name", first_name.as_deref()),
+            ("last_name", last_name.as_deref()),
+        ] {
+            if has_nul(value) {
+                errors
+                    .entry(field)
+                    .or_default()
+                    .push(format!("The {field} may not contain NUL characters."));
+            }
+        }
+        let Some(password) = request.password.filter(|_| errors.is_empty()) else {
+            return Err(SessionError::Validation(errors));
+        };
+
+        let password_hash = self.hasher.hash(password).await?;
+        let new = NewUser {
+            email,
+            username,
+            password_hash,
+            name,
+            first_name,
+            last_name,
+            is_sys_admin: request.is_sys_admin,
+            created_at: self.clock.now(),
+        };
+        match self.store.create_user(&new).await {
+            Ok(user) => {
+                tracing::info!(user_id = user.id, admin = user.is_sys_admin, "user created");
+                Ok(user)
+            }
+            Err(StoreError::Conflict(constraint)) => {
+                let field = if constraint == "users_username_key" {
+                    "username"
+                } else {
+                    "email"
+                };
+                Err(SessionError::Validation(BTreeMap::from([(
+                    field,
+                    vec![format!("The {field} has already been taken.")],
+                )])))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Open registration: creates the user and, when asked, an ordinary session.
+    pub async fn register(
+        &self,
+        request: RegisterRequest,
+        login: bool,
+        client: ClientInfo,
+    ) -> Result<Option<Authenticated>, SessionError> {
+        if !self.policy.allow_open_registration {
+            return Err(SessionError::RegistrationDisabled);
+        }
+        let user = self
+            .create_user(RegisterRequest {
+                is_sys_admin: false,
+                ..request
+            })
+            .await?;
+        if !login {
+            return Ok(None);
+        }
+        let view = self.start_session(&user, false, client).await?;
+        self.issue(view).map(Some)
+    }
+
+    /// Changes the caller's password (DreamFactory's `POST /user/password`): the old password
+    /// must match, the new one must pass the policy; every other session of the user ends, the
+    /// caller's stays. Wrong old passwords count against the account's login throttle.
+    /// Answers how many sessions ended.
+    pub async fn change_password(
+        &self,
+        token: Option<&str>,
+        old_password: Option<SecretString>,
+        new_password: Option<SecretString>,
+    ) -> Result<u64, SessionError> {
+        let me = self.current(token, Audience::User).await?;
+        let mut errors: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        if old_password
+            .as_ref()
+            .is_none_or(|p| p.expose_secret().is_empty())
+        {
+            errors
+                .entry("old_password")
+                .or_default()
+                .push("The old_password field is required.".into());
+        }
+        if let Some(problem) = self.password_problem(new_password.as_ref()) {
+            errors.entry("new_password").or_default().push(problem);
+        }
+        let (Some(old_password), Some(new_password)) = (old_password, new_password) else {
+            return Err(SessionError::Validation(errors));
+        };
+        if !errors.is_empty() {
+            return Err(SessionError::Validation(errors));
+        }
+
+        let now = self.clock.now();
+        let keys = ThrottleKeys::new(&me.view.user.email, None);
+        self.check_throttle(&keys, now).await?;
+        let matched = self
+            .hasher
+            .verify(old_password, Some(me.view.user.password_hash.clone()))
+            .await?;
+        if !matched {
+            self.record_failure(&keys, now).await?;
+            return Err(SessionError::WrongPassword);
+        }
+        let hash = self.hasher.hash(new_password).await?;
+        let ended = self
+            .store
+            .change_password(
+                me.view.user.id,
+                &hash,
+                me.claims.sid,
+                now,
+                Reason::PasswordChanged.as_str(),
+            )
+            .await?;
+        tracing::info!(
+            user_id = me.view.user.id,
+            session = %short(me.claims.sid),
+            ended,
+            "password changed"
+        );
+        Ok(ended)
+    }
+
+    /// What is wrong with a proposed password, if anything (`PASSWORD_MIN_LENGTH`).
+    fn password_problem(&self, password: Option<&SecretString>) -> Option<String> {
+        let length = password.map_or(0, |p| p.expose_secret().chars().count());
+        if length < self.policy.password_min_length {
+            Some(format!(
+                "The password must be at least {} characters.",
+                self.policy.password_min_length
+            ))
+        } else if length > MAX_PASSWORD_CHARS {
+            Some(format!(
+                "The password may not be greater than {MAX_PASSWORD_CHARS} characters."
+            ))
+        } else {
+            None
+        }
+    }
+}
