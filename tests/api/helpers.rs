@@ -99,11 +99,15 @@ impl TestDb {
     pub async fn execute(&self, sql: &str) {
         match self.backend {
             Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 sqlx::query(sql).execute(&mut c).await.expect("execute");
             }
             Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 sqlx::query(sql).execute(&mut c).await.expect("execute");
             }
         }
@@ -119,7 +123,9 @@ impl TestDb {
         };
         match self.backend {
             Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 let rows = sqlx::query(&sql).fetch_all(&mut c).await.expect("dump");
                 rows.iter()
                     .map(|r| {
@@ -135,7 +141,9 @@ impl TestDb {
                     .collect()
             }
             Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 let rows = sqlx::query(&sql).fetch_all(&mut c).await.expect("dump");
                 rows.iter().map(|r| r.get::<String, _>(0)).collect()
             }
@@ -156,9 +164,10 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                 }
             });
         })
@@ -256,7 +265,10 @@ fn start_throwaway_cluster() -> Result<String, String> {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            return Err("running as root but cannot chown the cluster directory to the postgres user".into());
+            return Err(
+                "running as root but cannot chown the cluster directory to the postgres user"
+                    .into(),
+            );
         }
     }
     let data = dir.join("data");
@@ -268,7 +280,10 @@ fn start_throwaway_cluster() -> Result<String, String> {
         .output()
         .map_err(|e| format!("cannot run initdb: {e}"))?;
     if !out.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -468,15 +483,18 @@ impl TestApp {
     }
 
     pub async fn get_session(&self, token: &str) -> Response {
-        self.session_call(Method::GET, "/api/v2/user/session", token).await
+        self.session_call(Method::GET, "/api/v2/user/session", token)
+            .await
     }
 
     pub async fn refresh(&self, token: &str) -> Response {
-        self.session_call(Method::PUT, "/api/v2/user/session", token).await
+        self.session_call(Method::PUT, "/api/v2/user/session", token)
+            .await
     }
 
     pub async fn logout(&self, token: &str) -> Response {
-        self.session_call(Method::DELETE, "/api/v2/user/session", token).await
+        self.session_call(Method::DELETE, "/api/v2/user/session", token)
+            .await
     }
 
     /// Refreshes and answers the new token; panics unless 200.
@@ -529,7 +547,10 @@ pub async fn assert_error(response: Response, status: StatusCode) -> (String, St
     assert!(error.get("context").is_some(), "{body}");
     (
         error["message"].as_str().unwrap_or_default().to_owned(),
-        error["context"]["reason"].as_str().unwrap_or_default().to_owned(),
+        error["context"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 

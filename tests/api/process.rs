@@ -92,7 +92,15 @@ impl Drop for BinaryServer {
 /// `tenure user create --email E --password-stdin`, as the README shows.
 pub fn create_user_with_cli(database_url: &str, email: &str, password: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["user", "create", "--email", email, "--password-stdin", "--name", "Jane Doe"])
+        .args([
+            "user",
+            "create",
+            "--email",
+            email,
+            "--password-stdin",
+            "--name",
+            "Jane Doe",
+        ])
         .env("DATABASE_URL", database_url)
         .env("LOG_FORMAT", "json")
         .stdin(Stdio::piped())
