@@ -5,7 +5,11 @@
 
 mod helpers;
 
+mod environment;
+mod hostile_input;
 mod login;
 mod logout;
+mod logs;
 mod process;
 mod refresh;
+mod register;

@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+
+# ---- build ----
+FROM rust:1-bookworm AS builder
+WORKDIR /build
+
+# Dependencies first, against a dummy crate, so that source changes reuse this layer.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+
+# sqlx::migrate! embeds migrations/ at compile time, so it must be present before the build.
+COPY migrations ./migrations
+COPY src ./src
+# COPY keeps the context's mtimes, which may be older than the dummy build: touch so cargo rebuilds.
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked
+
+# ---- runtime ----
+FROM debian:bookworm-slim
+
+# curl is for the HEALTHCHECK.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
+
+# The default DATABASE_URL (sqlite:tenure.db) is relative to the working directory: /data,
+# owned by the unprivileged user. Mount a volume there to keep a SQLite database.
+RUN useradd --system --user-group --uid 10001 --home-dir /data --no-create-home tenure \
+    && install -d -o tenure -g tenure /data
+WORKDIR /data
+
+COPY --from=builder /build/target/release/tenure /usr/local/bin/tenure
+
+USER tenure
+ENV LISTEN_ADDR=0.0.0.0:8080
+EXPOSE 8080
+
+# No dedicated health endpoint exists yet; the environment endpoint answers without a token.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD curl -fsS -o /dev/null http://127.0.0.1:8080/api/v2/system/environment || exit 1
+
+ENTRYPOINT ["/usr/local/bin/tenure"]
