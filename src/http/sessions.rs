@@ -88,5 +88,5 @@ async fn change_password(
         .service
         .change_password(token.0.as_deref(), body.old_password, body.new_password)
         .await?;
-    Ok(Json(json!({ "success": true, "ended_sessions": ended })))
+    Ok(Json(json!({ "success": true, "ended": ended })))
 }
