@@ -30,6 +30,11 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Validate the configuration and print it, secrets masked (no database access).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -65,6 +70,12 @@ pub enum SessionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Exit 0 and print the effective settings when the configuration is valid.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; the password is read from standard input (one line).
     Create {
@@ -92,9 +103,19 @@ pub enum UserCommand {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            println!("{}", serde_json::to_string_pretty(&config.public_settings())?);
+            println!("configuration is valid");
+            Ok(())
+        }
         Command::Migrate => {
             use secrecy::ExposeSecret;
-            let store = store::connect(config.database_url.expose_secret())
+            let store = store::connect(
+                config.database_url.expose_secret(),
+                config.database_acquire_timeout,
+            )
                 .await
                 .context("cannot open the database")?;
             store.migrate().await.context("migration failed")?;

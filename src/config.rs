@@ -71,6 +71,14 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub revoked_retention: Duration,
     pub purge_interval: Duration,
+    /// Exact origins allowed by CORS (credentials allowed only for them); empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long a request waits for a database connection before answering 503.
+    pub database_acquire_timeout: Duration,
+    /// How long the start waits for the database to answer.
+    pub database_startup_timeout: Duration,
+    /// Serve `/metrics` on this separate address instead of the main one.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// An invalid configuration value; the message names the variable.
@@ -115,6 +123,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("TRUSTED_PROXIES", ""),
     ("REVOKED_RETENTION", "7d"),
     ("PURGE_INTERVAL", "60s"),
+    ("CORS_ALLOWED_ORIGINS", ""),
+    ("DATABASE_ACQUIRE_TIMEOUT", "2s"),
+    ("DATABASE_STARTUP_TIMEOUT", "60s"),
+    ("METRICS_ADDR", ""),
 ];
 
 impl Config {
@@ -220,7 +232,36 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let valid = (o.starts_with("http://") || o.starts_with("https://"))
+                    && o.parse::<axum::http::HeaderValue>().is_ok()
+                    && o != "*";
+                if valid {
+                    Ok(o)
+                } else {
+                    Err(invalid(
+                        "CORS_ALLOWED_ORIGINS",
+                        format!("{o:?} is not an exact origin such as https://app.example.com"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics_addr = match get("METRICS_ADDR") {
+            a if a.is_empty() => None,
+            a => Some(a.parse().map_err(|_| {
+                invalid("METRICS_ADDR", "expected an address such as 127.0.0.1:9090")
+            })?),
+        };
+
         Ok(Self {
+            cors_allowed_origins,
+            database_acquire_timeout: positive("DATABASE_ACQUIRE_TIMEOUT")?,
+            database_startup_timeout: positive("DATABASE_STARTUP_TIMEOUT")?,
+            metrics_addr,
             max_sessions_per_user: count("MAX_SESSIONS_PER_USER", 100_000)?,
             session_limit_policy,
             last_seen_resolution: any_duration("LAST_SEEN_RESOLUTION")?,
@@ -252,6 +293,47 @@ impl Config {
             request_timeout: positive("REQUEST_TIMEOUT")?,
             password_min_length,
             log_format,
+        })
+    }
+
+    /// The effective settings with durations in seconds and secrets masked: what
+    /// `tenure config check` prints and what administrators see in the environment endpoint.
+    pub fn public_settings(&self) -> serde_json::Value {
+        let secs = |d: Duration| d.as_secs();
+        let set = |present: bool| if present { "[set]" } else { "[unset]" };
+        serde_json::json!({
+            "database_url": redact_url(self.database_url.expose_secret()),
+            "database_backend": self.database_kind(),
+            "listen_addr": self.listen_addr.to_string(),
+            "jwt_secret": set(self.jwt_secret.is_some()),
+            "jwt_ttl_seconds": secs(self.jwt_ttl),
+            "jwt_refresh_ttl_seconds": secs(self.jwt_refresh_ttl),
+            "jwt_leeway_seconds": secs(self.jwt_leeway),
+            "allow_forever_sessions": self.allow_forever_sessions,
+            "allow_open_registration": self.allow_open_registration,
+            "login_attribute": self.login_attribute.as_str(),
+            "session_idle_ttl_seconds": self.session_idle_ttl.map(secs),
+            "refresh_reuse_grace_seconds": secs(self.refresh_reuse_grace),
+            "request_timeout_seconds": secs(self.request_timeout),
+            "password_min_length": self.password_min_length,
+            "max_sessions_per_user": self.max_sessions_per_user,
+            "session_limit_policy": match self.session_limit_policy {
+                SessionLimitPolicy::EvictIdle => "evict_idle",
+                SessionLimitPolicy::Reject => "reject",
+            },
+            "last_seen_resolution_seconds": secs(self.last_seen_resolution),
+            "login_max_failures": self.login_max_failures,
+            "login_max_failures_per_ip": self.login_max_failures_per_ip,
+            "login_failure_window_seconds": secs(self.login_failure_window),
+            "login_backoff_base_seconds": secs(self.login_backoff_base),
+            "login_backoff_max_seconds": secs(self.login_backoff_max),
+            "trusted_proxies": self.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            "revoked_retention_seconds": secs(self.revoked_retention),
+            "purge_interval_seconds": secs(self.purge_interval),
+            "cors_allowed_origins": self.cors_allowed_origins,
+            "database_acquire_timeout_seconds": secs(self.database_acquire_timeout),
+            "database_startup_timeout_seconds": secs(self.database_startup_timeout),
+            "metrics_addr": self.metrics_addr.map(|a| a.to_string()),
         })
     }
 
@@ -306,6 +388,10 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("revoked_retention", &self.revoked_retention)
             .field("purge_interval", &self.purge_interval)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("database_startup_timeout", &self.database_startup_timeout)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -431,6 +517,9 @@ mod tests {
             ("SESSION_LIMIT_POLICY", "drop"),
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
             ("LOGIN_MAX_FAILURES", "many"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("CORS_ALLOWED_ORIGINS", "app.example.com"),
+            ("METRICS_ADDR", "everywhere"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

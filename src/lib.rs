@@ -38,7 +38,7 @@ const GENERATED_SECRET_KEY: &str = "jwt_hs256_secret";
 
 /// Opens the database, runs migrations, and loads or creates the signing secret.
 pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StoreError> {
-    let store = store::connect(config.database_url.expose_secret()).await?;
+    let store = connect_with_retries(config).await?;
     store.migrate().await?;
     let keys = signing_keys(config, store.as_ref()).await?;
     let service = SessionService::new(
@@ -55,7 +55,33 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         request_timeout: config.request_timeout,
         trusted_proxies: config.trusted_proxies.clone().into(),
         purge_interval: config.purge_interval,
+        cors_allowed_origins: config.cors_allowed_origins.clone().into(),
+        settings: Arc::new(config.public_settings()),
     })
+}
+
+/// Opens the database, waiting for it (with a clear log line per attempt) up to
+/// `DATABASE_STARTUP_TIMEOUT`: in docker-compose or Kubernetes the database may start later.
+async fn connect_with_retries(config: &Config) -> Result<Arc<dyn store::Store>, StoreError> {
+    let url = config.database_url.expose_secret();
+    let deadline = Instant::now() + config.database_startup_timeout;
+    let mut delay = std::time::Duration::from_millis(250);
+    loop {
+        match store::connect(url, config.database_acquire_timeout).await {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Unavailable(cause)) if Instant::now() + delay < deadline => {
+                tracing::warn!(
+                    database = %config::redact_url(url),
+                    %cause,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "waiting for the database"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// `JWT_SECRET` when set; otherwise a random secret generated once and kept in the database,

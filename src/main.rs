@@ -1,5 +1,7 @@
 //! The `tenure` binary: read `.env`, parse the command line and configuration, install
-//! logging, hand over to the library.
+//! logging, hand over to the library. Errors print as one line and exit with status 1.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -7,11 +9,24 @@ use tenure::cli::{self, Cli};
 use tenure::config::Config;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     // A missing .env is normal; the environment alone is enough.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    let config = Config::from_env()?;
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     tenure::telemetry::init(config.log_format);
-    cli::run(cli, config).await
+    match cli::run(cli, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole chain of causes on one line.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -47,9 +47,12 @@ async fn environment(
             "license": "OPEN SOURCE",
         });
         if caller.view.user.is_sys_admin {
+            platform["git_revision"] = json!(env!("TENURE_GIT_REVISION"));
             platform["db_driver"] = json!(state.service.store().backend());
             platform["uptime_seconds"] = json!(state.started_at.elapsed().as_secs());
             platform["host"] = json!(state.host);
+            // Effective settings, durations in seconds, secrets masked.
+            platform["settings"] = (*state.settings).clone();
         }
         body["platform"] = platform;
     }

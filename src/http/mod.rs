@@ -3,6 +3,7 @@
 
 mod admin;
 mod environment;
+mod health;
 pub mod error;
 pub mod extract;
 mod register;
@@ -13,7 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    self, CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderName, Method};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +27,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::session::SessionService;
 use error::ApiError;
@@ -43,17 +48,23 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// How often the background purge runs.
     pub purge_interval: Duration,
+    /// Exact origins CORS allows; empty means no CORS headers at all.
+    pub cors_allowed_origins: Arc<[String]>,
+    /// The configuration, as `/api/v2/system/environment` shows it to administrators.
+    pub settings: Arc<serde_json::Value>,
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let timeout = state.request_timeout;
+    let cors = cors_layer(&state.cors_allowed_origins);
     Router::new()
         .merge(session::router())
         .merge(sessions::router())
         .merge(admin::router())
         .merge(register::router())
         .merge(environment::router())
+        .merge(health::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)
         // Inner layers first, each in its own `layer` call, which turns its answers back into
@@ -72,7 +83,12 @@ pub fn app(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 // One span per request: method, route template and request id. Never the
                 // URI (a token may ride in the query) nor any header value.
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        // One line per request at INFO: status and latency, in the span above.
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // Anything below that answers an error without our JSON body gets it here:
                 // unknown routes, wrong methods, oversized bodies, timeouts.
@@ -85,8 +101,56 @@ pub fn app(state: AppState) -> Router {
                 .layer(SetResponseHeaderLayer::overriding(
                     X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
-                )),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                // Browser frontends on the configured origins (none: no CORS headers).
+                .option_layer(cors),
         )
+}
+
+/// CORS for exactly the configured origins, with credentials (cookies are not used, but
+/// frontends that send `credentials: "include"` must not break), the headers DreamFactory
+/// clients send, and the ones they read.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-dreamfactory-session-token"),
+                HeaderName::from_static("x-dreamfactory-api-key"),
+                HeaderName::from_static("x-device-model"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 fn request_span(request: &Request) -> tracing::Span {

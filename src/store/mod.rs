@@ -186,6 +186,13 @@ pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations (idempotent; safe when replicas start together).
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// One round trip that proves the database answers, and tells whether every migration this
+    /// build knows is applied.
+    async fn ready(&self) -> StoreResult<bool>;
+
+    /// Connections in the pool: (open, idle).
+    fn pool_stats(&self) -> (u32, u32);
+
     async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
 
     /// Looks a user up by normalised email.
@@ -294,12 +301,16 @@ pub trait Store: Send + Sync + 'static {
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
 }
 
-/// Opens the store that `database_url` names (creating a SQLite file when missing).
-pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+/// Opens the store that `database_url` names (creating a SQLite file when missing). A request
+/// waits at most `acquire_timeout` for a connection before the store answers `Unavailable`.
+pub async fn connect(
+    database_url: &str,
+    acquire_timeout: std::time::Duration,
+) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(database_url).await?))
+        Ok(Arc::new(SqliteStore::connect(database_url, acquire_timeout).await?))
     } else {
-        Ok(Arc::new(PostgresStore::connect(database_url).await?))
+        Ok(Arc::new(PostgresStore::connect(database_url, acquire_timeout).await?))
     }
 }
 

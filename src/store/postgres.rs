@@ -13,8 +13,6 @@ use super::{
 };
 use crate::clock::UnixTime;
 
-/// How long a request waits for a pooled connection before it is answered 503.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: u32 = 16;
 
 pub struct PostgresStore {
@@ -22,10 +20,10 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect(url)
             .await
             .map_err(map_error)?;
@@ -69,6 +67,20 @@ impl Store for PostgresStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    async fn ready(&self) -> StoreResult<bool> {
+        let known = sqlx::migrate!("migrations/postgres").migrations.len() as i64;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(applied >= known)
+    }
+
+    fn pool_stats(&self) -> (u32, u32) {
+        (self.pool.size(), self.pool.num_idle() as u32)
     }
 
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {

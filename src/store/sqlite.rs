@@ -19,7 +19,6 @@ use crate::clock::UnixTime;
 
 /// How long a writer waits for SQLite's single write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: u32 = 8;
 
 pub struct SqliteStore {
@@ -27,7 +26,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad sqlite url: {e}")))?
             .create_if_missing(true)
@@ -36,7 +35,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await
             .map_err(map_error)?;
@@ -89,6 +88,20 @@ impl Store for SqliteStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    async fn ready(&self) -> StoreResult<bool> {
+        let known = sqlx::migrate!("migrations/sqlite").migrations.len() as i64;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(applied >= known)
+    }
+
+    fn pool_stats(&self) -> (u32, u32) {
+        (self.pool.size(), self.pool.num_idle() as u32)
     }
 
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
