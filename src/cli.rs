@@ -106,7 +106,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Config {
             command: ConfigCommand::Check,
         } => {
-            println!("{}", serde_json::to_string_pretty(&config.public_settings())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config.public_settings())?
+            );
             println!("configuration is valid");
             Ok(())
         }
@@ -116,8 +119,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 config.database_url.expose_secret(),
                 config.database_acquire_timeout,
             )
-                .await
-                .context("cannot open the database")?;
+            .await
+            .context("cannot open the database")?;
             store.migrate().await.context("migration failed")?;
             println!("migrations applied ({})", store.backend());
             Ok(())

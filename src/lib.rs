@@ -56,6 +56,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         trusted_proxies: config.trusted_proxies.clone().into(),
         purge_interval: config.purge_interval,
         cors_allowed_origins: config.cors_allowed_origins.clone().into(),
+        metrics_addr: config.metrics_addr,
         settings: Arc::new(config.public_settings()),
     })
 }
@@ -105,7 +106,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    http::metrics::handle();
     let purger = session::purge::spawn_purger(state.service.clone(), state.purge_interval);
+    let metrics_server = match state.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let router = http::metrics::router().with_state(state.clone());
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }))
+        }
+    };
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -113,6 +126,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     purger.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     served
 }
 

@@ -85,16 +85,20 @@ impl PasswordHasherPool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::PoolClosed)?;
+        // Queue depth: hashes waiting for a core.
+        let queue = metrics::gauge!("tenure_password_hash_queue");
+        queue.increment(1.0);
+        let permit = self.permits.acquire().await;
+        queue.decrement(1.0);
+        let _permit = permit.map_err(|_| PasswordError::PoolClosed)?;
+        let started = std::time::Instant::now();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
+        let result = tokio::task::spawn_blocking(move || span.in_scope(work))
             .instrument(tracing::Span::current())
             .await
-            .map_err(|_| PasswordError::PoolClosed)
+            .map_err(|_| PasswordError::PoolClosed);
+        metrics::histogram!("tenure_password_hash_seconds").record(started.elapsed().as_secs_f64());
+        result
     }
 }
 

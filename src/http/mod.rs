@@ -3,9 +3,10 @@
 
 mod admin;
 mod environment;
-mod health;
 pub mod error;
 pub mod extract;
+mod health;
+pub mod metrics;
 mod register;
 pub mod session;
 mod sessions;
@@ -23,11 +24,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::session::SessionService;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub purge_interval: Duration,
     /// Exact origins CORS allows; empty means no CORS headers at all.
     pub cors_allowed_origins: Arc<[String]>,
+    /// When set, `/metrics` is served there instead of on the main address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The configuration, as `/api/v2/system/environment` shows it to administrators.
     pub settings: Arc<serde_json::Value>,
 }
@@ -58,7 +61,13 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let timeout = state.request_timeout;
     let cors = cors_layer(&state.cors_allowed_origins);
+    let metrics_here = state.metrics_addr.is_none();
     Router::new()
+        .merge(if metrics_here {
+            metrics::router()
+        } else {
+            Router::new()
+        })
         .merge(session::router())
         .merge(sessions::router())
         .merge(admin::router())
@@ -90,6 +99,8 @@ pub fn app(state: AppState) -> Router {
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // Requests by route and status, and their latency.
+                .layer(middleware::from_fn(metrics::record))
                 // Anything below that answers an error without our JSON body gets it here:
                 // unknown routes, wrong methods, oversized bodies, timeouts.
                 .layer(middleware::from_fn(json_errors))
@@ -145,10 +156,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-device-model"),
                 HeaderName::from_static("x-request-id"),
             ])
-            .expose_headers([
-                HeaderName::from_static("x-request-id"),
-                header::RETRY_AFTER,
-            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),
     )
 }

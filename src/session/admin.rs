@@ -122,6 +122,14 @@ impl SessionService {
         Ok(user)
     }
 
+    /// How many sessions are live right now (for the metrics gauge).
+    pub async fn count_live_sessions(&self) -> Result<i64, SessionError> {
+        Ok(self
+            .store
+            .count_live_sessions(&self.liveness(self.clock.now()))
+            .await?)
+    }
+
     /// A user by id or email, for the CLI.
     pub async fn find_user(&self, email: &str) -> Result<Option<User>, SessionError> {
         Ok(self

@@ -36,8 +36,26 @@ impl ThrottleKeys {
 }
 
 impl SessionService {
-    /// Logs in with the configured login attribute and a password.
+    /// Logs in with the configured login attribute and a password; counts the outcome.
     pub async fn login(
+        &self,
+        request: LoginRequest,
+        audience: Audience,
+    ) -> Result<Authenticated, SessionError> {
+        let result = self.attempt_login(request, audience).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(SessionError::InvalidCredentials) => "invalid_credentials",
+            Err(SessionError::Throttled { .. }) => "throttled",
+            Err(SessionError::SessionLimit(_)) => "session_limit",
+            Err(SessionError::MissingField(_)) => "bad_request",
+            Err(_) => "error",
+        };
+        metrics::counter!("tenure_logins_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn attempt_login(
         &self,
         request: LoginRequest,
         audience: Audience,

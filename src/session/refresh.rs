@@ -19,8 +19,26 @@ enum Verdict {
 }
 
 impl SessionService {
-    /// Refreshes: the (possibly expired) token of a live session gets its successor.
+    /// Refreshes: the (possibly expired) token of a live session gets its successor. Counts the
+    /// outcome, and the reason of a refusal (`token_reuse` among them).
     pub async fn refresh(
+        &self,
+        token: Option<&str>,
+        audience: Audience,
+    ) -> Result<Authenticated, SessionError> {
+        let result = self.attempt_refresh(token, audience).await;
+        let (outcome, reason) = match &result {
+            Ok(_) => ("success", ""),
+            Err(SessionError::RefreshRefused { reason, .. }) => ("refused", reason.as_str()),
+            Err(SessionError::NotAdmin) => ("refused", Reason::NotAdmin.as_str()),
+            Err(_) => ("error", ""),
+        };
+        metrics::counter!("tenure_refreshes_total", "outcome" => outcome, "reason" => reason)
+            .increment(1);
+        result
+    }
+
+    async fn attempt_refresh(
         &self,
         token: Option<&str>,
         audience: Audience,

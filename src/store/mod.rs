@@ -242,6 +242,9 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
     ) -> StoreResult<u64>;
 
+    /// How many sessions are live.
+    async fn count_live_sessions(&self, live: &Liveness) -> StoreResult<i64>;
+
     /// A page of live sessions with their users, newest first.
     async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<SessionWithUser>>;
 
@@ -308,9 +311,13 @@ pub async fn connect(
     acquire_timeout: std::time::Duration,
 ) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(database_url, acquire_timeout).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(database_url, acquire_timeout).await?,
+        ))
     } else {
-        Ok(Arc::new(PostgresStore::connect(database_url, acquire_timeout).await?))
+        Ok(Arc::new(
+            PostgresStore::connect(database_url, acquire_timeout).await?,
+        ))
     }
 }
 

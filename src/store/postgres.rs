@@ -292,6 +292,18 @@ impl Store for PostgresStore {
         Ok(result.rows_affected())
     }
 
+    async fn count_live_sessions(&self, live: &Liveness) -> StoreResult<i64> {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM sessions s WHERE {}",
+            live_condition("$1", "$2::BIGINT")
+        ))
+        .bind(live.now)
+        .bind(live.idle_cutoff)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_error)
+    }
+
     async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<SessionWithUser>> {
         let (after_at, after_id) = f
             .after
