@@ -187,8 +187,7 @@ impl KeyRing {
             .iter()
             .filter(|k| k.algorithm == self.settings.algorithm);
         mine.clone()
-            .filter(|k| k.activates_at <= at)
-            .next_back()
+            .rfind(|k| k.activates_at <= at)
             .or_else(|| mine.clone().next())
             .cloned()
     }
