@@ -7,6 +7,7 @@ mod helpers;
 
 mod environment;
 mod hostile_input;
+mod keys;
 mod login;
 mod logout;
 mod logs;
