@@ -261,7 +261,7 @@ async fn keys_command(command: KeysCommand, config: Config) -> anyhow::Result<()
 async fn serve(config: Config) -> anyhow::Result<()> {
     let state = crate::build_state(&config, Arc::new(SystemClock))
         .await
-        .context("cannot open the database")?;
+        .context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

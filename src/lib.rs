@@ -33,9 +33,9 @@ use store::StoreError;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("signing keys: {0}")]
+    #[error(transparent)]
     Keys(#[from] KeyError),
 }
 

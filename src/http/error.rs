@@ -72,12 +72,16 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
-        }
+        let retry_after = match self.retry_after {
+            Some(seconds) => HeaderValue::from(seconds.max(1)),
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => {
+                HeaderValue::from_static(RETRY_AFTER_SECONDS)
+            }
+            None => return response,
+        };
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
         response
     }
 }

@@ -140,6 +140,11 @@ impl KeyRing {
             last_reload: Mutex::new(Instant::now()),
         };
         if ring.settings.fixed.is_none() {
+            // Every stored key must open with the configured secret before anything is
+            // written: a start with a wrong or missing secret changes nothing.
+            for row in ring.store.signing_keys().await? {
+                ring.key_from_row(&row)?;
+            }
             ring.import_legacy_secret().await?;
             let alg = algorithm_name(ring.settings.algorithm);
             let rows = ring.store.signing_keys().await?;
@@ -209,7 +214,19 @@ impl KeyRing {
         now: UnixTime,
         leeway: i64,
     ) -> Result<Claims, TokenDefect> {
-        let kid = token_kid(token)?.unwrap_or_else(|| LEGACY_KID.to_owned());
+        // A token without a `kid` predates key ids: it was signed by `JWT_SECRET` when that is
+        // set, else by the secret the first version generated.
+        let kid = match token_kid(token)? {
+            Some(kid) => kid,
+            None => match &self.settings.fixed {
+                Some(_) => self
+                    .snapshot()
+                    .first()
+                    .map(|k| k.kid.clone())
+                    .unwrap_or_default(),
+                None => LEGACY_KID.to_owned(),
+            },
+        };
         let key = match self.find(&kid) {
             Some(key) => key,
             None => {

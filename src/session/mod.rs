@@ -70,7 +70,12 @@ impl Policy {
             password_min_length: config.password_min_length,
             max_sessions_per_user: config.max_sessions_per_user,
             reject_over_limit: config.session_limit_policy == SessionLimitPolicy::Reject,
-            last_seen_resolution: secs(config.last_seen_resolution),
+            // Idle expiry must see use: record it at least twice per idle period, whatever
+            // the resolution says.
+            last_seen_resolution: match config.session_idle_ttl {
+                Some(idle) => secs(config.last_seen_resolution).min(secs(idle) / 2),
+                None => secs(config.last_seen_resolution),
+            },
             login_max_failures: i64::from(config.login_max_failures),
             login_max_failures_per_ip: i64::from(config.login_max_failures_per_ip),
             login_failure_window: secs(config.login_failure_window),
@@ -189,6 +194,7 @@ impl SessionService {
         let new = NewSession {
             id: Uuid::new_v4(),
             user_id: user.id,
+            verified_hash: Some(user.password_hash.clone()),
             forever,
             created_at: now,
             refresh_until: (!forever).then(|| now.saturating_add(self.policy.refresh_ttl)),
@@ -211,6 +217,7 @@ impl SessionService {
         {
             Ok(view) => Ok(view),
             Err(StoreError::LimitReached) => Err(SessionError::SessionLimit(limit.max)),
+            Err(StoreError::UserChanged) => Err(SessionError::InvalidCredentials),
             Err(other) => Err(other.into()),
         }
     }

@@ -67,6 +67,9 @@ pub struct Session {
 pub struct NewSession {
     pub id: Uuid,
     pub user_id: i64,
+    /// The password hash of the user row the login checked: the insert fails (`UserChanged`)
+    /// if the user was deactivated or changed password since, so no login outlives either.
+    pub verified_hash: Option<String>,
     pub forever: bool,
     pub created_at: UnixTime,
     pub refresh_until: Option<UnixTime>,
@@ -170,6 +173,9 @@ pub enum StoreError {
     /// A unique constraint, by name (`users_email_key`, `users_username_key`).
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// The user was deactivated, or changed password, while the login was checking it.
+    #[error("the user changed during login")]
+    UserChanged,
     /// The user is at the session cap and the policy is to reject.
     #[error("session limit reached")]
     LimitReached,

@@ -123,12 +123,19 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         // Recording the login takes the user's row lock: concurrent logins of one user wait
         // here, so the count below cannot go stale before the insert.
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(new.created_at)
-            .bind(new.user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let recorded = sqlx::query(
+            "UPDATE users SET last_login_at = $1 WHERE id = $2 AND is_active \
+             AND ($3::TEXT IS NULL OR password_hash = $3)",
+        )
+        .bind(new.created_at)
+        .bind(new.user_id)
+        .bind(&new.verified_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if recorded.rows_affected() != 1 {
+            return Err(StoreError::UserChanged);
+        }
         let live_sql = live_condition("$2", "$3::BIGINT");
         let count: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*) FROM sessions s WHERE s.user_id = $1 AND {live_sql}"

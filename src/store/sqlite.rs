@@ -143,12 +143,19 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         // The first statement writes, so this transaction holds the write lock from here on:
         // concurrent logins are serialised and the count below cannot go stale.
-        sqlx::query("UPDATE users SET last_login_at = ?1 WHERE id = ?2")
-            .bind(new.created_at)
-            .bind(new.user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let recorded = sqlx::query(
+            "UPDATE users SET last_login_at = ?1 WHERE id = ?2 AND is_active \
+             AND (?3 IS NULL OR password_hash = ?3)",
+        )
+        .bind(new.created_at)
+        .bind(new.user_id)
+        .bind(&new.verified_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if recorded.rows_affected() != 1 {
+            return Err(StoreError::UserChanged);
+        }
         let live_sql = live_condition("?2", "?3");
         let count: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*) FROM sessions s WHERE s.user_id = ?1 AND {live_sql}"

@@ -5,12 +5,19 @@
 
 mod helpers;
 
+mod admin;
+mod devices;
 mod environment;
 mod hostile_input;
+mod idle;
 mod keys;
+mod limits;
 mod login;
 mod logout;
 mod logs;
+mod password;
 mod process;
+mod purge;
 mod refresh;
 mod register;
+mod throttle;
