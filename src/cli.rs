@@ -45,6 +45,19 @@ pub enum Command {
         #[command(subcommand)]
         command: SessionCommand,
     },
+    /// Inspect and rotate signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show every key with its state (next / current / retiring / retired) and dates.
+    List,
+    /// Schedule a new key: published now, signing after JWKS_CACHE_TTL.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +139,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Session { command } => session_command(command, config).await,
+        Command::Keys { command } => keys_command(command, config).await,
         Command::User {
             command:
                 UserCommand::Create {
@@ -235,10 +249,43 @@ async fn session_command(command: SessionCommand, config: Config) -> anyhow::Res
     }
 }
 
+async fn keys_command(command: KeysCommand, config: Config) -> anyhow::Result<()> {
+    let state = crate::build_state(&config, Arc::new(SystemClock))
+        .await
+        .context("cannot load the signing keys")?;
+    let keys = state.service.keys();
+    let now = state.service.now();
+    if let KeysCommand::Rotate = command {
+        let kid = keys.rotate(now).await?;
+        println!(
+            "new key {kid}: published now, signs from {} (after JWKS_CACHE_TTL)",
+            df_datetime(now + keys.jwks_cache_ttl())
+        );
+    }
+    println!(
+        "{:<20}  {:<6}  {:<8}  {:<19}  {:<19}  {:<19}  unpublished",
+        "kid", "alg", "state", "created", "signs from", "replaced"
+    );
+    let date = |t: Option<i64>| t.map(df_datetime).unwrap_or_else(|| "-".into());
+    for key in keys.statuses(now) {
+        println!(
+            "{:<20}  {:<6}  {:<8}  {:<19}  {:<19}  {:<19}  {}",
+            key.kid,
+            key.algorithm,
+            key.state.as_str(),
+            df_datetime(key.created_at),
+            df_datetime(key.activates_at),
+            date(key.replaced_at),
+            date(key.unpublished_at),
+        );
+    }
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let state = crate::build_state(&config, Arc::new(SystemClock))
         .await
-        .context("cannot open the database")?;
+        .context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

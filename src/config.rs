@@ -79,6 +79,22 @@ pub struct Config {
     pub database_startup_timeout: Duration,
     /// Serve `/metrics` on this separate address instead of the main one.
     pub metrics_addr: Option<SocketAddr>,
+    pub jwt_algorithm: JwtAlgorithm,
+    /// `JWT_PRIVATE_KEY_FILE`: a PEM (PKCS#8) Ed25519 private key for `EdDSA`.
+    pub jwt_private_key_file: Option<std::path::PathBuf>,
+    /// `KEY_ENCRYPTION_SECRET`: encrypts the signing keys stored in the database.
+    pub key_encryption_secret: Option<SecretString>,
+    pub jwks_cache_ttl: Duration,
+    pub key_rotation_interval: Option<Duration>,
+}
+
+/// The token signature algorithm (`JWT_ALGORITHM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret (DreamFactory's default).
+    Hs256,
+    /// Ed25519 signatures, verifiable by anyone with the JWKS.
+    EdDsa,
 }
 
 /// An invalid configuration value; the message names the variable.
@@ -127,6 +143,11 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("DATABASE_ACQUIRE_TIMEOUT", "2s"),
     ("DATABASE_STARTUP_TIMEOUT", "60s"),
     ("METRICS_ADDR", ""),
+    ("JWT_ALGORITHM", "HS256"),
+    ("JWT_PRIVATE_KEY_FILE", ""),
+    ("KEY_ENCRYPTION_SECRET", ""),
+    ("JWKS_CACHE_TTL", "5m"),
+    ("KEY_ROTATION_INTERVAL", "off"),
 ];
 
 impl Config {
@@ -257,11 +278,53 @@ impl Config {
             })?),
         };
 
+        let jwt_algorithm = match get("JWT_ALGORITHM").to_ascii_uppercase().as_str() {
+            "HS256" => JwtAlgorithm::Hs256,
+            "EDDSA" => JwtAlgorithm::EdDsa,
+            _ => return Err(invalid("JWT_ALGORITHM", "expected HS256 or EdDSA")),
+        };
+        let jwt_private_key_file = match get("JWT_PRIVATE_KEY_FILE") {
+            f if f.is_empty() => None,
+            f => Some(std::path::PathBuf::from(f)),
+        };
+        if jwt_algorithm == JwtAlgorithm::Hs256 && jwt_private_key_file.is_some() {
+            return Err(invalid(
+                "JWT_PRIVATE_KEY_FILE",
+                "is an Ed25519 key: set JWT_ALGORITHM=EdDSA to use it",
+            ));
+        }
+        if jwt_algorithm == JwtAlgorithm::EdDsa && jwt_secret.is_some() {
+            return Err(invalid(
+                "JWT_SECRET",
+                "is an HS256 secret: with JWT_ALGORITHM=EdDSA use JWT_PRIVATE_KEY_FILE, or nothing",
+            ));
+        }
+        let key_encryption_secret = match get("KEY_ENCRYPTION_SECRET") {
+            s if s.is_empty() => None,
+            s if s.len() < 16 => {
+                return Err(invalid(
+                    "KEY_ENCRYPTION_SECRET",
+                    "must be at least 16 bytes",
+                ))
+            }
+            s => Some(SecretString::from(s)),
+        };
+        let key_rotation_interval = match get("KEY_ROTATION_INTERVAL").to_ascii_lowercase().as_str()
+        {
+            "off" | "none" | "0" => None,
+            _ => Some(positive("KEY_ROTATION_INTERVAL")?),
+        };
+
         Ok(Self {
             cors_allowed_origins,
             database_acquire_timeout: positive("DATABASE_ACQUIRE_TIMEOUT")?,
             database_startup_timeout: positive("DATABASE_STARTUP_TIMEOUT")?,
             metrics_addr,
+            jwt_algorithm,
+            jwt_private_key_file,
+            key_encryption_secret,
+            jwks_cache_ttl: positive("JWKS_CACHE_TTL")?,
+            key_rotation_interval,
             max_sessions_per_user: count("MAX_SESSIONS_PER_USER", 100_000)?,
             session_limit_policy,
             last_seen_resolution: any_duration("LAST_SEEN_RESOLUTION")?,
@@ -392,6 +455,14 @@ impl fmt::Debug for Config {
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("database_startup_timeout", &self.database_startup_timeout)
             .field("metrics_addr", &self.metrics_addr)
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("jwt_private_key_file", &self.jwt_private_key_file)
+            .field(
+                "key_encryption_secret",
+                &self.key_encryption_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("jwks_cache_ttl", &self.jwks_cache_ttl)
+            .field("key_rotation_interval", &self.key_rotation_interval)
             .finish()
     }
 }
@@ -520,6 +591,9 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "*"),
             ("CORS_ALLOWED_ORIGINS", "app.example.com"),
             ("METRICS_ADDR", "everywhere"),
+            ("JWT_ALGORITHM", "RS256"),
+            ("KEY_ENCRYPTION_SECRET", "short"),
+            ("JWKS_CACHE_TTL", "0"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -20,30 +20,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use secrecy::ExposeSecret;
 
 use clock::Clock;
-use config::Config;
+use config::{Config, JwtAlgorithm};
 pub use http::{app, AppState};
 use password::PasswordHasherPool;
-use session::token::TokenKeys;
+use session::keys::{FixedKey, KeyError, KeyRing, KeySettings};
 use session::{Policy, SessionService};
-use store::{Store, StoreError};
+use store::StoreError;
 
-/// The settings key of the HS256 secret generated on first start.
-const GENERATED_SECRET_KEY: &str = "jwt_hs256_secret";
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
 
-/// Opens the database, runs migrations, and loads or creates the signing secret.
-pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StoreError> {
+/// Opens the database, runs migrations, and loads (or creates) the signing keys.
+pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let store = connect_with_retries(config).await?;
     store.migrate().await?;
-    let keys = signing_keys(config, store.as_ref()).await?;
+    let keys = KeyRing::load(store.clone(), key_settings(config)?, clock.now()).await?;
     let service = SessionService::new(
         store,
-        keys,
+        Arc::new(keys),
         clock,
         PasswordHasherPool::sized_to_cores(),
         Policy::from_config(config),
@@ -85,18 +88,42 @@ async fn connect_with_retries(config: &Config) -> Result<Arc<dyn store::Store>, 
     }
 }
 
-/// `JWT_SECRET` when set; otherwise a random secret generated once and kept in the database,
-/// so restarts and replicas agree.
-async fn signing_keys(config: &Config, store: &dyn Store) -> Result<TokenKeys, StoreError> {
-    if let Some(secret) = &config.jwt_secret {
-        return Ok(TokenKeys::hs256(secret.expose_secret().as_bytes()));
-    }
-    let mut candidate = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut candidate);
-    let secret = store
-        .setting_or_insert(GENERATED_SECRET_KEY, &URL_SAFE_NO_PAD.encode(candidate))
-        .await?;
-    Ok(TokenKeys::hs256(secret.as_bytes()))
+/// Where the signing keys come from: `JWT_SECRET` / `JWT_PRIVATE_KEY_FILE` when set, else the
+/// database.
+fn key_settings(config: &Config) -> Result<KeySettings, KeyError> {
+    let secs = |d: std::time::Duration| d.as_secs() as i64;
+    let fixed = match config.jwt_algorithm {
+        JwtAlgorithm::Hs256 => config.jwt_secret.clone().map(FixedKey::Hs256),
+        JwtAlgorithm::EdDsa => match &config.jwt_private_key_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    KeyError::Config(format!("JWT_PRIVATE_KEY_FILE {}: {e}", path.display()))
+                })?;
+                let pem = pem::parse(text).map_err(|e| {
+                    KeyError::Config(format!("JWT_PRIVATE_KEY_FILE is not PEM: {e}"))
+                })?;
+                Some(FixedKey::Ed25519Pkcs8(pem.into_contents()))
+            }
+        },
+    };
+    Ok(KeySettings {
+        algorithm: match config.jwt_algorithm {
+            JwtAlgorithm::Hs256 => jsonwebtoken::Algorithm::HS256,
+            JwtAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        },
+        fixed,
+        encryption_secret: config.key_encryption_secret.clone(),
+        jwks_cache_ttl: secs(config.jwks_cache_ttl),
+        jwt_ttl: secs(config.jwt_ttl),
+        rotation_interval: config.key_rotation_interval.map(secs),
+    })
+}
+
+/// How often every replica re-reads the signing keys: well inside `JWKS_CACHE_TTL`, so each one
+/// knows a new key long before it starts signing.
+fn key_reload_interval(jwks_cache_ttl: i64) -> std::time::Duration {
+    std::time::Duration::from_secs((jwks_cache_ttl / 4).clamp(1, 60) as u64)
 }
 
 /// Serves the app on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -119,6 +146,12 @@ pub async fn serve(
             }))
         }
     };
+    let keys = state.service.keys().clone();
+    let refresher = session::keys::spawn_key_refresher(
+        keys.clone(),
+        state.service.clock().clone(),
+        key_reload_interval(keys.jwks_cache_ttl()),
+    );
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -129,6 +162,7 @@ pub async fn serve(
     if let Some(server) = metrics_server {
         server.abort();
     }
+    refresher.abort();
     served
 }
 

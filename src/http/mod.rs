@@ -6,6 +6,7 @@ mod environment;
 pub mod error;
 pub mod extract;
 mod health;
+mod jwks;
 pub mod metrics;
 mod register;
 pub mod session;
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .merge(register::router())
         .merge(environment::router())
         .merge(health::router())
+        .merge(jwks::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)
         // Inner layers first, each in its own `layer` call, which turns its answers back into
@@ -104,8 +106,9 @@ pub fn app(state: AppState) -> Router {
                 // Anything below that answers an error without our JSON body gets it here:
                 // unknown routes, wrong methods, oversized bodies, timeouts.
                 .layer(middleware::from_fn(json_errors))
-                // Token answers must never be cached; browsers must not sniff types.
-                .layer(SetResponseHeaderLayer::overriding(
+                // Token answers must never be cached (the JWKS sets its own policy); browsers
+                // must not sniff types.
+                .layer(SetResponseHeaderLayer::if_not_present(
                     CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))

@@ -146,6 +146,7 @@ impl SessionService {
         let claims = self
             .keys
             .verify(token, now, self.policy.leeway)
+            .await
             .map_err(SessionError::InvalidToken)?;
         let expired = claims.is_expired(now);
         let touch = (!expired).then_some(Touch {

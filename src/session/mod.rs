@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod error;
+pub mod keys;
 mod login;
 pub mod purge;
 mod refresh;
@@ -19,7 +20,8 @@ use uuid::Uuid;
 pub use access::LogoutScope;
 pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
-use token::{Claims, TokenKeys};
+use keys::KeyRing;
+use token::Claims;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::{Config, LoginAttribute, SessionLimitPolicy};
@@ -133,7 +135,7 @@ pub enum Audience {
 
 pub struct SessionService {
     store: Arc<dyn Store>,
-    keys: TokenKeys,
+    keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasherPool,
     policy: Policy,
@@ -142,7 +144,7 @@ pub struct SessionService {
 impl SessionService {
     pub fn new(
         store: Arc<dyn Store>,
-        keys: TokenKeys,
+        keys: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         hasher: PasswordHasherPool,
         policy: Policy,
@@ -159,6 +161,14 @@ impl SessionService {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -51,6 +51,7 @@ impl SessionService {
         let claims = self
             .keys
             .verify(token, now, self.policy.leeway)
+            .await
             .map_err(|defect| SessionError::RefreshRefused {
                 reason: Reason::InvalidToken,
                 detail: defect.as_str(),

@@ -1,7 +1,7 @@
 //! Session tokens: the claims, signing, and verification with the algorithm fixed by the
 //! verifier (never read from the token).
 //!
-//! Signatures are deterministic (HS256) and every claim of a token derives from the session row
+//! Signatures are deterministic (HS256 and Ed25519) and every claim of a token derives from the session row
 //! (`sid`, `gen`, `rotated_at`, `forever`) and the configured TTL, so minting the token of one
 //! rotation twice gives byte-identical tokens: that is what lets racing refreshes agree.
 
@@ -84,19 +84,94 @@ impl TokenDefect {
     }
 }
 
-/// Signs and verifies session tokens with one HS256 secret.
-pub struct TokenKeys {
+/// The `kid` of a token's header (`None` for tokens minted before keys had ids), after the
+/// cheap shape checks. The header's `alg` is never used to choose how to verify.
+pub fn token_kid(token: &str) -> Result<Option<String>, TokenDefect> {
+    if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
+        return Err(TokenDefect::Malformed);
+    }
+    jsonwebtoken::decode_header(token)
+        .map(|header| header.kid)
+        .map_err(|_| TokenDefect::Malformed)
+}
+
+/// One key that signs (or once signed) session tokens: an HS256 secret or an Ed25519 key pair.
+pub struct SigningKey {
+    pub kid: String,
+    pub algorithm: Algorithm,
+    /// The Ed25519 public key (base64url), published in the JWKS; `None` for HMAC secrets.
+    pub public_x: Option<String>,
+    pub created_at: UnixTime,
+    /// When the key starts signing.
+    pub activates_at: UnixTime,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
 }
 
-impl TokenKeys {
-    /// The secret is used as literal bytes, as DreamFactory does with `JWT_SECRET`.
-    pub fn hs256(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Only HS256 is accepted: `alg: none` or any other algorithm fails before the signature.
-        validation.algorithms = vec![Algorithm::HS256];
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("activates_at", &self.activates_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// An HS256 key; the secret is used as literal bytes, as DreamFactory does with `JWT_SECRET`.
+    pub fn hs256(kid: &str, secret: &[u8], created_at: UnixTime, activates_at: UnixTime) -> Self {
+        Self::new(
+            kid,
+            Algorithm::HS256,
+            None,
+            EncodingKey::from_secret(secret),
+            DecodingKey::from_secret(secret),
+            created_at,
+            activates_at,
+        )
+    }
+
+    /// An Ed25519 key from its PKCS#8 (DER) private key.
+    pub fn ed25519(
+        kid: &str,
+        pkcs8: &[u8],
+        created_at: UnixTime,
+        activates_at: UnixTime,
+    ) -> Result<Self, String> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use ring::signature::KeyPair;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+            .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let decoding = DecodingKey::from_ed_components(&x)
+            .map_err(|e| format!("unusable Ed25519 public key: {e}"))?;
+        Ok(Self::new(
+            kid,
+            Algorithm::EdDSA,
+            Some(x),
+            EncodingKey::from_ed_der(pkcs8),
+            decoding,
+            created_at,
+            activates_at,
+        ))
+    }
+
+    fn new(
+        kid: &str,
+        algorithm: Algorithm,
+        public_x: Option<String>,
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+        created_at: UnixTime,
+        activates_at: UnixTime,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        // Only this key's algorithm is accepted: `alg: none`, or HS256 "signed" with an
+        // Ed25519 public key as its secret, fails before the signature is even checked.
+        validation.algorithms = vec![algorithm];
         // Time-based checks are ours (with the service's clock, and refresh must see expired
         // tokens); the library only checks the signature, the shape and the issuer.
         validation.validate_exp = false;
@@ -105,14 +180,22 @@ impl TokenKeys {
         validation.required_spec_claims = HashSet::new();
         validation.set_issuer(&[ISSUER]);
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            kid: kid.to_owned(),
+            algorithm,
+            public_x,
+            created_at,
+            activates_at,
+            encoding,
+            decoding,
             validation,
         }
     }
 
+    /// Signs `claims` with a header naming this key. Deterministic for both algorithms.
     pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
     /// Checks the signature, the claims' shape, and that the token is not from the future
@@ -173,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_same_rotation_always_gives_the_same_token() {
-        let keys = TokenKeys::hs256(SECRET);
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0);
         let s = session();
         let a = keys.sign(&Claims::for_session(&s, 60)).unwrap();
         let b = keys.sign(&Claims::for_session(&s, 60)).unwrap();
@@ -186,7 +269,7 @@ mod tests {
 
     #[test]
     fn alg_none_other_algorithms_and_tampering_are_rejected() {
-        let keys = TokenKeys::hs256(SECRET);
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0);
         let s = session();
         let token = keys.sign(&Claims::for_session(&s, 60)).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
@@ -209,7 +292,7 @@ mod tests {
             Err(TokenDefect::BadSignature)
         );
 
-        let other = TokenKeys::hs256(b"another-secret-another-secret-!!");
+        let other = SigningKey::hs256("k1", b"another-secret-another-secret-!!", 0, 0);
         assert_eq!(
             other.verify(&token, s.rotated_at, 0),
             Err(TokenDefect::BadSignature)
@@ -220,7 +303,7 @@ mod tests {
 
     #[test]
     fn tokens_from_the_future_are_rejected_beyond_the_leeway() {
-        let keys = TokenKeys::hs256(SECRET);
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0);
         let s = session();
         let token = keys.sign(&Claims::for_session(&s, 60)).unwrap();
         assert_eq!(

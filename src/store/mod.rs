@@ -144,6 +144,17 @@ pub struct Purge {
     pub batch: u32,
 }
 
+/// A stored signing key. `secret` may be encrypted (`enc:v1:…`); the key ring decides.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub secret: String,
+    pub public_key: Option<String>,
+    pub created_at: UnixTime,
+    pub activates_at: UnixTime,
+}
+
 /// The conditions of one atomic rotation: the row changes only if every one holds.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -298,6 +309,19 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
         reason: &str,
     ) -> StoreResult<bool>;
+
+    /// Every signing key, oldest activation first.
+    async fn signing_keys(&self) -> StoreResult<Vec<KeyRow>>;
+
+    /// Inserts a key unless one with its `kid` exists; answers whether it was inserted.
+    async fn insert_signing_key(&self, key: &KeyRow) -> StoreResult<bool>;
+
+    /// Replaces a key's stored secret (to encrypt a plaintext one).
+    async fn update_signing_key_secret(&self, kid: &str, secret: &str) -> StoreResult<()>;
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()>;
 
     /// Answers the stored value of `key`, storing `value` first if none exists. Replicas racing
     /// on the first start all get the one value that won.

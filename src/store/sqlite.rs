@@ -11,9 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use super::{
-    live_condition, map_common, Liveness, LoginFailures, NewSession, NewUser, Purge, Rotation,
-    Session, SessionFilter, SessionLimit, SessionRow, SessionUserRow, SessionWithUser, Store,
-    StoreError, StoreResult, Touch, User, SESSION_COLUMNS, USER_COLUMNS,
+    live_condition, map_common, KeyRow, Liveness, LoginFailures, NewSession, NewUser, Purge,
+    Rotation, Session, SessionFilter, SessionLimit, SessionRow, SessionUserRow, SessionWithUser,
+    Store, StoreError, StoreResult, Touch, User, SESSION_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::UnixTime;
 
@@ -563,6 +563,57 @@ impl Store for SqliteStore {
         .await
         .map_err(map_error)?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<KeyRow>> {
+        sqlx::query_as("SELECT * FROM signing_keys ORDER BY activates_at, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn insert_signing_key(&self, key: &KeyRow) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, secret, public_key, created_at, activates_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kid) DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.secret)
+        .bind(&key.public_key)
+        .bind(key.created_at)
+        .bind(key.activates_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn update_signing_key_secret(&self, kid: &str, secret: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET secret = ?2 WHERE kid = ?1")
+            .bind(kid)
+            .bind(secret)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM settings WHERE key = ?1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {

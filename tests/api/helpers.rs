@@ -151,6 +151,52 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The `secret` column of every stored signing key, as stored (plaintext base64url of the
+    /// key material, or `enc:v1:…` when encrypted).
+    pub async fn stored_key_secrets(&self) -> Vec<String> {
+        use sqlx::Row;
+        let sql = "SELECT secret FROM signing_keys ORDER BY activates_at";
+        let rows = match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("keys")
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("keys")
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect()
+            }
+        };
+        rows
+    }
+
+    /// The raw bytes of the newest plaintext HS256 key (what the server signs with).
+    pub async fn hmac_key(&self) -> Vec<u8> {
+        use base64::Engine;
+        let secrets = self.stored_key_secrets().await;
+        let newest = secrets.last().expect("a signing key is stored");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(newest)
+            .expect("a plaintext base64url key")
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let (Some(admin), Some(name)) = (self.pg_admin_url.clone(), self.pg_name.clone()) else {

@@ -54,20 +54,6 @@ pub fn with_token(
     }
 }
 
-/// The values of `settings` rows as `TestDb::dump` prints them (`key|value` on SQLite,
-/// `(key,value)` on PostgreSQL): the generated signing secret among them.
-pub fn setting_values(rows: &[String]) -> Vec<String> {
-    rows.iter()
-        .map(|row| {
-            let row = row.strip_prefix('(').unwrap_or(row);
-            let row = row.strip_suffix(')').unwrap_or(row);
-            row.split_once(['|', ','])
-                .map_or(row, |(_, value)| value)
-                .to_owned()
-        })
-        .collect()
-}
-
 /// Everything stored, for before/after comparisons.
 async fn snapshot(app: &TestApp) -> Vec<Vec<String>> {
     let mut tables = Vec::new();
@@ -122,7 +108,7 @@ fn sign(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
 
 /// Tokens derived from the valid `token` that must all be refused, with a name for each.
 /// `secret` is the server's real signing secret.
-fn forgeries(token: &str, secret: &str) -> Vec<(String, String)> {
+fn forgeries(token: &str, secret: &[u8]) -> Vec<(String, String)> {
     let parts: Vec<&str> = token.split('.').collect();
     let (header, payload, signature) = (parts[0], parts[1], parts[2]);
     let original = claims(token);
@@ -189,7 +175,7 @@ fn forgeries(token: &str, secret: &str) -> Vec<(String, String)> {
     for alg in [Algorithm::HS384, Algorithm::HS512] {
         out.push((
             format!("{alg:?} signed with the server secret"),
-            sign(alg, &original, secret.as_bytes()),
+            sign(alg, &original, secret),
         ));
     }
     // Structure broken.
@@ -236,14 +222,8 @@ async fn app_with_tokens(backend: Backend, config: TestConfig) -> (TestApp, Stri
     (app, user, admin)
 }
 
-async fn signing_secret(app: &TestApp) -> String {
-    let values = setting_values(&app.db.dump("settings").await);
-    assert_eq!(
-        values.len(),
-        1,
-        "expected only the generated secret: {values:?}"
-    );
-    values[0].clone()
+async fn signing_secret(app: &TestApp) -> Vec<u8> {
+    app.db.hmac_key().await
 }
 
 /// Sends a JSON-ish raw body to `path`.

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::helpers::*;
-use crate::hostile_input::setting_values;
 
 /// How long the process may take to start listening (it runs migrations first) or to stop.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -223,7 +222,7 @@ both_backends! {
         assert!(cli_said.iter().any(|m| m == "user created"), "{cli_said:?}");
 
         // What must never be there is not.
-        let secrets = setting_values(&db.dump("settings").await);
+        let secrets = db.stored_key_secrets().await;
         assert_eq!(secrets.len(), 1, "{secrets:?}");
         let mut forbidden: Vec<(String, String)> = vec![
             ("the password".into(), PASSWORD.into()),

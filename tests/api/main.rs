@@ -10,6 +10,7 @@ mod devices;
 mod environment;
 mod hostile_input;
 mod idle;
+mod keys;
 mod limits;
 mod login;
 mod logout;

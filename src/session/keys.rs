@@ -1,0 +1,602 @@
+//! The key ring: which key signs now, which keys verify, what the JWKS publishes, and rotation
+//! that never logs anyone out.
+//!
+//! Keys live in the database (generated on first start) unless `JWT_SECRET` or
+//! `JWT_PRIVATE_KEY_FILE` supplies one. The signing key at time `t` is the newest key of the
+//! configured algorithm whose `activates_at <= t`: a pure function of the rows, so replicas agree,
+//! and a refresh racer re-signing a successor (whose `iat` is the rotation time) picks the same key.
+//!
+//! A rotation inserts a key that activates `JWKS_CACHE_TTL` later, so it is published before it
+//! signs. A key stops being published once every token it signed has expired (`JWT_TTL` after its
+//! successor activated), but it is kept: a forever session may present an expired token signed
+//! years ago, and refresh must still verify it. Access with such a token fails on `exp` anyway.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::token::{token_kid, Claims, SigningKey, TokenDefect};
+use crate::clock::UnixTime;
+use crate::store::{KeyRow, Store, StoreError};
+
+/// The settings row where the first version of tenure kept its generated HS256 secret.
+const LEGACY_SECRET_SETTING: &str = "jwt_hs256_secret";
+/// The kid given to keys that signed tokens without a `kid` header.
+const LEGACY_KID: &str = "legacy";
+/// Prefix of an encrypted secret column.
+const ENCRYPTED_PREFIX: &str = "enc:v1:";
+/// An unknown `kid` triggers a reload at most this often (another replica may have rotated).
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("KEY_ENCRYPTION_SECRET does not decrypt the stored signing key {0}: wrong secret?")]
+    WrongEncryptionSecret(String),
+    #[error("the stored signing key {0} is encrypted: set KEY_ENCRYPTION_SECRET")]
+    EncryptedWithoutSecret(String),
+    #[error("signing key {kid}: {message}")]
+    Invalid { kid: String, message: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Where keys come from and how they rotate (from the configuration).
+pub struct KeySettings {
+    pub algorithm: Algorithm,
+    /// `JWT_SECRET` (HS256) or `JWT_PRIVATE_KEY_FILE` (EdDSA): a fixed key; no rotation.
+    pub fixed: Option<FixedKey>,
+    pub encryption_secret: Option<SecretString>,
+    pub jwks_cache_ttl: i64,
+    pub jwt_ttl: i64,
+    pub rotation_interval: Option<i64>,
+}
+
+pub enum FixedKey {
+    Hs256(SecretString),
+    Ed25519Pkcs8(Vec<u8>),
+}
+
+/// A key's place in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    /// Signing.
+    Current,
+    /// Replaced, still published while tokens it signed may be unexpired.
+    Retiring,
+    /// Unpublished; kept to verify expired tokens presented for refresh.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Current => "current",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// One line of `tenure keys list`.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    pub kid: String,
+    pub algorithm: &'static str,
+    pub state: KeyState,
+    pub created_at: UnixTime,
+    pub activates_at: UnixTime,
+    /// When a successor took over signing.
+    pub replaced_at: Option<UnixTime>,
+    /// When its last token expires (and it leaves the JWKS).
+    pub unpublished_at: Option<UnixTime>,
+}
+
+pub struct KeyRing {
+    store: Arc<dyn Store>,
+    settings: KeySettings,
+    cipher: Option<LessSafeKey>,
+    /// All keys, oldest activation first.
+    keys: RwLock<Arc<Vec<Arc<SigningKey>>>>,
+    last_reload: Mutex<Instant>,
+}
+
+fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::EdDSA => "EdDSA",
+        _ => "HS256",
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one when the database has none for the configured
+    /// algorithm (replicas starting together agree: the first key's kid is fixed).
+    pub async fn load(
+        store: Arc<dyn Store>,
+        settings: KeySettings,
+        now: UnixTime,
+    ) -> Result<Self, KeyError> {
+        let cipher = settings
+            .encryption_secret
+            .as_ref()
+            .map(cipher_from)
+            .transpose()?;
+        let ring = Self {
+            store,
+            settings,
+            cipher,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            last_reload: Mutex::new(Instant::now()),
+        };
+        if ring.settings.fixed.is_none() {
+            // Every stored key must open with the configured secret before anything is
+            // written: a start with a wrong or missing secret changes nothing.
+            for row in ring.store.signing_keys().await? {
+                ring.key_from_row(&row)?;
+            }
+            ring.import_legacy_secret().await?;
+            let alg = algorithm_name(ring.settings.algorithm);
+            let rows = ring.store.signing_keys().await?;
+            if !rows.iter().any(|r| r.algorithm == alg) {
+                // Signs at once: nothing was published before it anyway.
+                let kid = format!("{}-initial", alg.to_ascii_lowercase());
+                ring.store
+                    .insert_signing_key(&ring.generate(&kid, now, now)?)
+                    .await?;
+            }
+            ring.encrypt_plaintext_rows().await?;
+        }
+        ring.reload().await?;
+        Ok(ring)
+    }
+
+    /// Re-reads the keys from the database.
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let mut keys = Vec::new();
+        if let Some(fixed) = &self.settings.fixed {
+            keys.push(Arc::new(self.fixed_key(fixed)?));
+        } else {
+            for row in self.store.signing_keys().await? {
+                keys.push(Arc::new(self.key_from_row(&row)?));
+            }
+        }
+        keys.sort_by_key(|k| k.activates_at);
+        if let Ok(mut slot) = self.keys.write() {
+            *slot = Arc::new(keys);
+        }
+        if let Ok(mut at) = self.last_reload.lock() {
+            *at = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<SigningKey>>> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// The key that signs tokens issued at `at`.
+    fn signing_key(&self, at: UnixTime) -> Option<Arc<SigningKey>> {
+        let keys = self.snapshot();
+        let mine = keys
+            .iter()
+            .filter(|k| k.algorithm == self.settings.algorithm);
+        mine.clone()
+            .rfind(|k| k.activates_at <= at)
+            .or_else(|| mine.clone().next())
+            .cloned()
+    }
+
+    /// Signs `claims` with the key active at their `iat` (so a successor re-signed by a racer,
+    /// whose `iat` is the rotation time, is byte-identical).
+    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
+        let key = self
+            .signing_key(claims.iat)
+            .ok_or("no signing key is loaded")?;
+        key.sign(claims).map_err(|e| e.to_string())
+    }
+
+    /// Verifies with the key the token's `kid` names (re-reading the keys once if it is
+    /// unknown: another replica may have rotated), with that key's algorithm only.
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: UnixTime,
+        leeway: i64,
+    ) -> Result<Claims, TokenDefect> {
+        // A token without a `kid` predates key ids: it was signed by `JWT_SECRET` when that is
+        // set, else by the secret the first version generated.
+        let kid = match token_kid(token)? {
+            Some(kid) => kid,
+            None => match &self.settings.fixed {
+                Some(_) => self
+                    .snapshot()
+                    .first()
+                    .map(|k| k.kid.clone())
+                    .unwrap_or_default(),
+                None => LEGACY_KID.to_owned(),
+            },
+        };
+        let key = match self.find(&kid) {
+            Some(key) => key,
+            None => {
+                let due = self
+                    .last_reload
+                    .lock()
+                    .map(|at| at.elapsed() >= MIN_RELOAD_INTERVAL)
+                    .unwrap_or(false);
+                if due {
+                    if let Err(err) = self.reload().await {
+                        tracing::warn!(error = %err, "reloading signing keys failed");
+                    }
+                }
+                self.find(&kid).ok_or(TokenDefect::BadSignature)?
+            }
+        };
+        key.verify(token, now, leeway)
+    }
+
+    fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        self.snapshot().iter().find(|k| k.kid == kid).cloned()
+    }
+
+    /// Every key with its state at `now`, oldest first.
+    pub fn statuses(&self, now: UnixTime) -> Vec<KeyStatus> {
+        let keys = self.snapshot();
+        let current = self.signing_key(now).map(|k| k.kid.clone());
+        keys.iter()
+            .map(|key| {
+                let replaced_at = keys
+                    .iter()
+                    .filter(|k| k.algorithm == key.algorithm && k.activates_at > key.activates_at)
+                    .map(|k| k.activates_at)
+                    .min();
+                let unpublished_at = replaced_at.map(|t| t + self.settings.jwt_ttl);
+                let state = if key.activates_at > now {
+                    KeyState::Next
+                } else if current.as_deref() == Some(key.kid.as_str()) {
+                    KeyState::Current
+                } else if unpublished_at.is_some_and(|t| t > now)
+                    || (replaced_at.is_none() && key.algorithm == self.settings.algorithm)
+                {
+                    KeyState::Retiring
+                } else {
+                    KeyState::Retired
+                };
+                KeyStatus {
+                    kid: key.kid.clone(),
+                    algorithm: algorithm_name(key.algorithm),
+                    state,
+                    created_at: key.created_at,
+                    activates_at: key.activates_at,
+                    replaced_at: replaced_at.filter(|t| *t <= now),
+                    unpublished_at: unpublished_at.filter(|_| state != KeyState::Current),
+                }
+            })
+            .collect()
+    }
+
+    /// The JWKS: the public keys of every Ed25519 key that is next, current or retiring. HMAC
+    /// secrets and retired keys are never published.
+    pub fn jwks(&self, now: UnixTime) -> Value {
+        let keys = self.snapshot();
+        let published: Vec<Value> = self
+            .statuses(now)
+            .into_iter()
+            .filter(|s| s.state != KeyState::Retired)
+            .filter_map(|s| keys.iter().find(|k| k.kid == s.kid))
+            .filter_map(|k| {
+                k.public_x.as_ref().map(|x| {
+                    json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": k.kid,
+                            "alg": "EdDSA", "use": "sig" })
+                })
+            })
+            .collect();
+        json!({ "keys": published })
+    }
+
+    /// Seconds downstream caches may keep the JWKS.
+    pub fn jwks_cache_ttl(&self) -> i64 {
+        self.settings.jwks_cache_ttl
+    }
+
+    /// Adds a key that is published now and signs from `now + JWKS_CACHE_TTL`. Refused while
+    /// another key is still waiting to sign, or when the key is fixed by configuration.
+    pub async fn rotate(&self, now: UnixTime) -> Result<String, KeyError> {
+        self.reload().await?;
+        if self.settings.fixed.is_some() {
+            return Err(KeyError::Config(
+                "the signing key comes from JWT_SECRET or JWT_PRIVATE_KEY_FILE; change it there"
+                    .into(),
+            ));
+        }
+        if let Some(next) = self
+            .statuses(now)
+            .into_iter()
+            .find(|s| s.state == KeyState::Next)
+        {
+            return Err(KeyError::Config(format!(
+                "key {} is already waiting to sign (from {}); rotate after it activates",
+                next.kid, next.activates_at
+            )));
+        }
+        let kid = random_kid(self.settings.algorithm);
+        let row = self.generate(&kid, now, now + self.settings.jwks_cache_ttl)?;
+        self.store.insert_signing_key(&row).await?;
+        self.reload().await?;
+        tracing::info!(
+            kid,
+            activates_at = row.activates_at,
+            "signing key rotation scheduled"
+        );
+        Ok(kid)
+    }
+
+    /// With `KEY_ROTATION_INTERVAL`, schedules the next key when the current one has signed
+    /// for that long. Replicas doing this at once derive the same kid, so one key wins.
+    pub async fn rotate_if_due(&self, now: UnixTime) -> Result<(), KeyError> {
+        let Some(interval) = self.settings.rotation_interval else {
+            return Ok(());
+        };
+        if self.settings.fixed.is_some() {
+            return Ok(());
+        }
+        self.reload().await?;
+        let statuses = self.statuses(now);
+        if statuses.iter().any(|s| s.state == KeyState::Next) {
+            return Ok(());
+        }
+        let Some(current) = self.signing_key(now) else {
+            return Ok(());
+        };
+        let due_at = current.activates_at.max(current.created_at) + interval;
+        if now < due_at {
+            return Ok(());
+        }
+        let alg = algorithm_name(self.settings.algorithm).to_ascii_lowercase();
+        let kid = format!("{alg}-{due_at}");
+        let row = self.generate(&kid, now, now + self.settings.jwks_cache_ttl)?;
+        if self.store.insert_signing_key(&row).await? {
+            tracing::info!(kid, "scheduled signing key rotation");
+        }
+        self.reload().await
+    }
+
+    /// A fresh key row of the configured algorithm, encrypted when a secret is configured.
+    fn generate(
+        &self,
+        kid: &str,
+        now: UnixTime,
+        activates_at: UnixTime,
+    ) -> Result<KeyRow, KeyError> {
+        let rng = SystemRandom::new();
+        let fail = |message: &str| KeyError::Invalid {
+            kid: kid.to_owned(),
+            message: message.to_owned(),
+        };
+        let (secret, public_key) = match self.settings.algorithm {
+            Algorithm::EdDSA => {
+                let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| fail("cannot generate an Ed25519 key"))?;
+                let key = SigningKey::ed25519(kid, pkcs8.as_ref(), now, activates_at)
+                    .map_err(|e| fail(&e))?;
+                (URL_SAFE_NO_PAD.encode(pkcs8.as_ref()), key.public_x)
+            }
+            _ => {
+                let mut secret = [0u8; 32];
+                rng.fill(&mut secret)
+                    .map_err(|_| fail("cannot generate an HMAC secret"))?;
+                (URL_SAFE_NO_PAD.encode(secret), None)
+            }
+        };
+        Ok(KeyRow {
+            kid: kid.to_owned(),
+            algorithm: algorithm_name(self.settings.algorithm).to_owned(),
+            secret: self.seal(kid, &secret)?,
+            public_key,
+            created_at: now,
+            activates_at,
+        })
+    }
+
+    /// Moves the first version's generated secret (kept in `settings`, signing tokens without
+    /// a `kid`) into the key table, so its tokens keep refreshing.
+    async fn import_legacy_secret(&self) -> Result<(), KeyError> {
+        let Some(secret) = self.store.setting(LEGACY_SECRET_SETTING).await? else {
+            return Ok(());
+        };
+        // The legacy secret was used as the literal bytes of its base64url text.
+        let row = KeyRow {
+            kid: LEGACY_KID.to_owned(),
+            algorithm: "HS256".to_owned(),
+            secret: self.seal(LEGACY_KID, &URL_SAFE_NO_PAD.encode(secret.as_bytes()))?,
+            public_key: None,
+            created_at: 0,
+            activates_at: 0,
+        };
+        self.store.insert_signing_key(&row).await?;
+        self.store.delete_setting(LEGACY_SECRET_SETTING).await?;
+        Ok(())
+    }
+
+    /// With `KEY_ENCRYPTION_SECRET` newly set, encrypts the rows still in plaintext.
+    async fn encrypt_plaintext_rows(&self) -> Result<(), KeyError> {
+        if self.cipher.is_none() {
+            return Ok(());
+        }
+        for row in self.store.signing_keys().await? {
+            if !row.secret.starts_with(ENCRYPTED_PREFIX) {
+                let sealed = self.seal(&row.kid, &row.secret)?;
+                self.store
+                    .update_signing_key_secret(&row.kid, &sealed)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn key_from_row(&self, row: &KeyRow) -> Result<SigningKey, KeyError> {
+        let material = self.open(&row.kid, &row.secret)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(material.expose_secret())
+            .map_err(|_| KeyError::Invalid {
+                kid: row.kid.clone(),
+                message: "the stored secret is not base64url".into(),
+            })?;
+        match row.algorithm.as_str() {
+            "EdDSA" => SigningKey::ed25519(&row.kid, &bytes, row.created_at, row.activates_at)
+                .map_err(|message| KeyError::Invalid {
+                    kid: row.kid.clone(),
+                    message,
+                }),
+            "HS256" => Ok(SigningKey::hs256(
+                &row.kid,
+                &bytes,
+                row.created_at,
+                row.activates_at,
+            )),
+            other => Err(KeyError::Invalid {
+                kid: row.kid.clone(),
+                message: format!("unknown algorithm {other}"),
+            }),
+        }
+    }
+
+    fn fixed_key(&self, fixed: &FixedKey) -> Result<SigningKey, KeyError> {
+        let digest = |bytes: &[u8]| {
+            let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+            d.as_ref()[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        match fixed {
+            FixedKey::Hs256(secret) => {
+                let bytes = secret.expose_secret().as_bytes();
+                Ok(SigningKey::hs256(
+                    &format!("hs256-{}", digest(bytes)),
+                    bytes,
+                    0,
+                    0,
+                ))
+            }
+            FixedKey::Ed25519Pkcs8(der) => {
+                let probe = SigningKey::ed25519("probe", der, 0, 0).map_err(KeyError::Config)?;
+                let x = probe.public_x.clone().unwrap_or_default();
+                SigningKey::ed25519(&format!("ed25519-{}", digest(x.as_bytes())), der, 0, 0)
+                    .map_err(KeyError::Config)
+            }
+        }
+    }
+
+    /// Encrypts `plain` for the row `kid` (the kid is bound as associated data), or passes it
+    /// through when no encryption secret is configured.
+    fn seal(&self, kid: &str, plain: &str) -> Result<String, KeyError> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(plain.to_owned());
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| KeyError::Config("no randomness for a nonce".into()))?;
+        let mut buffer = plain.as_bytes().to_vec();
+        cipher
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut buffer,
+            )
+            .map_err(|_| KeyError::Config("encryption failed".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buffer);
+        Ok(format!("{ENCRYPTED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
+    }
+
+    fn open(&self, kid: &str, stored: &str) -> Result<SecretString, KeyError> {
+        let Some(sealed) = stored.strip_prefix(ENCRYPTED_PREFIX) else {
+            return Ok(SecretString::from(stored.to_owned()));
+        };
+        let cipher = self
+            .cipher
+            .as_ref()
+            .ok_or_else(|| KeyError::EncryptedWithoutSecret(kid.to_owned()))?;
+        let wrong = || KeyError::WrongEncryptionSecret(kid.to_owned());
+        let mut bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| wrong())?;
+        if bytes.len() < NONCE_LEN {
+            return Err(wrong());
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&bytes[..NONCE_LEN]);
+        let plain = cipher
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut bytes[NONCE_LEN..],
+            )
+            .map_err(|_| wrong())?;
+        String::from_utf8(plain.to_vec())
+            .map(SecretString::from)
+            .map_err(|_| wrong())
+    }
+}
+
+/// A ChaCha20-Poly1305 key derived from `KEY_ENCRYPTION_SECRET` with HKDF-SHA256.
+fn cipher_from(secret: &SecretString) -> Result<LessSafeKey, KeyError> {
+    struct Len;
+    impl ring::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"tenure key encryption v1");
+    let prk = salt.extract(secret.expose_secret().as_bytes());
+    let failed = || KeyError::Config("cannot derive a key from KEY_ENCRYPTION_SECRET".into());
+    let mut key = [0u8; 32];
+    prk.expand(&[b"signing_keys.secret"], Len)
+        .and_then(|okm| okm.fill(&mut key))
+        .map_err(|_| failed())?;
+    let key = UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| failed())?;
+    Ok(LessSafeKey::new(key))
+}
+
+fn random_kid(algorithm: Algorithm) -> String {
+    let mut bytes = [0u8; 6];
+    let _ = SystemRandom::new().fill(&mut bytes);
+    format!(
+        "{}-{}",
+        algorithm_name(algorithm).to_ascii_lowercase(),
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Re-reads keys (and rotates on schedule) every `interval` until aborted, so every replica
+/// learns of a new key well before it starts signing.
+pub fn spawn_key_refresher(
+    ring: Arc<KeyRing>,
+    clock: Arc<dyn crate::clock::Clock>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = ring.rotate_if_due(clock.now()).await {
+                tracing::warn!(error = %err, "scheduled key rotation failed");
+            }
+            if let Err(err) = ring.reload().await {
+                tracing::warn!(error = %err, "reloading signing keys failed");
+            }
+        }
+    })
+}
