@@ -39,8 +39,8 @@ USER tenure
 ENV LISTEN_ADDR=0.0.0.0:8080
 EXPOSE 8080
 
-# No dedicated health endpoint exists yet; the environment endpoint answers without a token.
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS -o /dev/null http://127.0.0.1:8080/api/v2/system/environment || exit 1
+# Ready means: the database answers and every migration is applied.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD curl -fsS -o /dev/null http://127.0.0.1:8080/health/ready || exit 1
 
 ENTRYPOINT ["/usr/local/bin/tenure"]
