@@ -72,26 +72,29 @@ impl TestDb {
                     _dir: Some(dir),
                 })
             }
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!("tenure_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot connect to test PostgreSQL: {e}"));
-                sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let url = with_database(&admin, &name);
-                Arc::new(Self {
-                    backend,
-                    url,
-                    pg_admin_url: Some(admin),
-                    pg_name: Some(name),
-                    _dir: None,
-                })
-            }
+            Backend::Postgres => Self::postgres_on(&postgres_admin_url()).await,
         }
+    }
+
+    /// A fresh database on the PostgreSQL server at `admin` (a server URL whose role may
+    /// CREATE DATABASE), dropped when the last user of it goes.
+    pub async fn postgres_on(admin: &str) -> Arc<Self> {
+        let name = format!("tenure_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to test PostgreSQL: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(admin, &name);
+        Arc::new(Self {
+            backend: Backend::Postgres,
+            url,
+            pg_admin_url: Some(admin.to_owned()),
+            pg_name: Some(name),
+            _dir: None,
+        })
     }
 
     /// Runs one SQL statement directly (to set up states the API cannot reach yet, or to
@@ -298,80 +301,215 @@ fn pg_command(bin: &Path, program: &str, as_postgres: bool) -> Command {
 }
 
 fn start_throwaway_cluster() -> Result<String, String> {
-    let bin = find_pg_bin().ok_or("no initdb/pg_ctl on PATH or under /usr/lib/postgresql")?;
-    let as_postgres = is_root();
     let dir = std::env::temp_dir().join(format!("tenure-test-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    if as_postgres {
-        let ok = Command::new("chown")
-            .args(["-R", "postgres"])
-            .arg(&dir)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            return Err(
-                "running as root but cannot chown the cluster directory to the postgres user"
-                    .into(),
-            );
-        }
-    }
-    let data = dir.join("data");
-    let out = pg_command(&bin, "initdb", as_postgres)
-        .arg("-D")
-        .arg(&data)
-        .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run initdb: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))?;
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=400",
-        dir.display()
-    );
-    let out = pg_command(&bin, "pg_ctl", as_postgres)
-        .arg("-D")
-        .arg(&data)
-        .args(["-o", &options, "-w", "-l"])
-        .arg(dir.join("server.log"))
-        .arg("start")
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "pg_ctl start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let cluster = ClusterSpec::init(dir)?;
+    cluster.start()?;
     // Stop and remove the cluster when this test process exits, whatever way it exits.
-    let stop = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser} {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        runuser = if as_postgres { "runuser -u postgres --" } else { "" },
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    Command::new("sh")
-        .args(["-c", &stop])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the cluster watchdog: {e}"))?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    cluster.spawn_watchdog()?;
+    Ok(cluster.admin_url())
+}
+
+/// A PostgreSQL cluster made with `initdb` in its own directory: where it lives, how to run
+/// its tools, and the options it is started with (kept, so it can be started again on the
+/// same port).
+#[derive(Clone)]
+struct ClusterSpec {
+    bin: PathBuf,
+    as_postgres: bool,
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+    options: String,
+}
+
+impl ClusterSpec {
+    /// `initdb` in `dir` (created afresh) with trust authentication, on a free port.
+    fn init(dir: PathBuf) -> Result<Self, String> {
+        let bin = find_pg_bin().ok_or("no initdb/pg_ctl on PATH or under /usr/lib/postgresql")?;
+        let as_postgres = is_root();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                return Err(
+                    "running as root but cannot chown the cluster directory to the postgres user"
+                        .into(),
+                );
+            }
+        }
+        let data = dir.join("data");
+        let out = pg_command(&bin, "initdb", as_postgres)
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free port: {e}"))?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=400",
+            dir.display()
+        );
+        Ok(Self {
+            bin,
+            as_postgres,
+            dir,
+            data,
+            port,
+            options,
+        })
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, waiting until the cluster accepts connections.
+    fn start(&self) -> Result<(), String> {
+        let out = pg_command(&self.bin, "pg_ctl", self.as_postgres)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-o", &self.options, "-w", "-l"])
+            .arg(self.dir.join("server.log"))
+            .arg("start")
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_ctl start failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    /// `pg_ctl stop -m <mode>`, waiting until the cluster is down.
+    fn stop(&self, mode: &str) -> Result<(), String> {
+        let out = pg_command(&self.bin, "pg_ctl", self.as_postgres)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", mode, "-w", "stop"])
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A shell that stops and removes the cluster once this test process has exited.
+    fn spawn_watchdog(&self) -> Result<(), String> {
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser} {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            runuser = if self.as_postgres { "runuser -u postgres --" } else { "" },
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.data.display(),
+            dir = self.dir.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the cluster watchdog: {e}"))?;
+        Ok(())
+    }
+}
+
+/// A throwaway PostgreSQL cluster that one test owns and may stop and start again (an outage),
+/// separate from the cluster the other tests share. Always made with `initdb`/`pg_ctl`, even when
+/// `TEST_DATABASE_URL` is set, since the test must control the server. Stopped and removed when
+/// dropped (and by a watchdog if the test process dies first).
+pub struct OwnedCluster {
+    spec: ClusterSpec,
+    /// The server URL (the `postgres` database, as the `postgres` role).
+    pub admin_url: String,
+}
+
+impl OwnedCluster {
+    /// initdb and start; panics saying how to get PostgreSQL when that is not possible.
+    pub async fn start() -> OwnedCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "tenure-test-pg-{}-owned-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let spec = tokio::task::spawn_blocking(move || -> Result<ClusterSpec, String> {
+            let spec = ClusterSpec::init(dir)?;
+            spec.spawn_watchdog()?;
+            spec.start()?;
+            Ok(spec)
+        })
+        .await
+        .expect("cluster start task")
+        .unwrap_or_else(|why| {
+            panic!(
+                "this test needs its own PostgreSQL cluster and none could be started: {why}\n\
+                 Install PostgreSQL so that initdb and pg_ctl exist (Debian/Ubuntu: \
+                 apt-get install -y postgresql), or point PG_BIN at their directory."
+            )
+        });
+        let admin_url = spec.admin_url();
+        OwnedCluster { spec, admin_url }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.spec.port
+    }
+
+    /// A fresh database on this cluster.
+    pub async fn database(&self) -> Arc<TestDb> {
+        TestDb::postgres_on(&self.admin_url).await
+    }
+
+    /// `pg_ctl stop -m fast`: clients are disconnected, the port closes.
+    pub async fn stop(&self) {
+        let spec = self.spec.clone();
+        tokio::task::spawn_blocking(move || spec.stop("fast"))
+            .await
+            .expect("cluster stop task")
+            .unwrap_or_else(|why| panic!("cannot stop the owned cluster: {why}"));
+    }
+
+    /// `pg_ctl start` again, same data and port; answers once it accepts connections.
+    pub async fn restart(&self) {
+        let spec = self.spec.clone();
+        tokio::task::spawn_blocking(move || spec.start())
+            .await
+            .expect("cluster start task")
+            .unwrap_or_else(|why| panic!("cannot start the owned cluster again: {why}"));
+    }
+}
+
+impl Drop for OwnedCluster {
+    fn drop(&mut self) {
+        let _ = self.spec.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.spec.dir);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -608,4 +746,173 @@ pub fn claims(token: &str) -> Value {
         .decode(payload)
         .expect("base64");
     serde_json::from_slice(&bytes).expect("claims json")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary
+
+/// A `tenure serve` process with JSON logs, started without waiting for anything: tests poll
+/// its log (collected from standard error, one parsed line at a time) for what they expect.
+pub struct TenureProcess {
+    child: std::process::Child,
+    logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TenureProcess {
+    /// Spawns `tenure` with a clean environment: `DATABASE_URL`, JSON logs, a random port,
+    /// then `env`.
+    pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> TenureProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", database_url)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tenure");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        TenureProcess { child, logs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log_lines().join("\n")
+    }
+
+    /// Every JSON log entry so far (lines that are not JSON are skipped).
+    pub fn log_entries(&self) -> Vec<Value> {
+        self.log_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Polls the log until an entry whose `fields.message` is `message` appears; answers it.
+    /// Panics (with the log) when the process exits first or `timeout` passes.
+    pub async fn wait_for_message(&mut self, message: &str, timeout: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(entry) = self
+                .log_entries()
+                .into_iter()
+                .find(|e| e["fields"]["message"] == message)
+            {
+                return entry;
+            }
+            if let Some(status) = self.exited() {
+                // The reader thread may still be draining the pipe.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                panic!(
+                    "tenure exited ({status}) before logging {message:?}; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tenure did not log {message:?} within {timeout:?}; its log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits for "tenure listening" and answers the base URL (`http://addr`).
+    pub async fn wait_listening(&mut self, timeout: std::time::Duration) -> String {
+        let entry = self.wait_for_message("tenure listening", timeout).await;
+        let addr = entry["fields"]["addr"].as_str().expect("addr");
+        format!("http://{addr}")
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tenure did not exit within {timeout:?}; its log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for TenureProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `probe` every 50 ms until it answers true or `timeout` passes; answers how long it
+/// took, or None.
+pub async fn poll_until<F, Fut>(
+    timeout: std::time::Duration,
+    mut probe: F,
+) -> Option<std::time::Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if probe().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A port that was free a moment ago (bind to port 0, read it, release it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }

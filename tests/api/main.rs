@@ -6,8 +6,10 @@
 mod helpers;
 
 mod admin;
+mod browser;
 mod devices;
 mod environment;
+mod health;
 mod hostile_input;
 mod idle;
 mod keys;
@@ -15,6 +17,9 @@ mod limits;
 mod login;
 mod logout;
 mod logs;
+mod metrics;
+mod ops;
+mod outage;
 mod password;
 mod process;
 mod purge;
