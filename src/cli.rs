@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -127,7 +127,6 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            use secrecy::ExposeSecret;
             let store = store::connect(
                 config.database_url.expose_secret(),
                 config.database_acquire_timeout,

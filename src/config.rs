@@ -363,12 +363,27 @@ impl Config {
     /// `tenure config check` prints and what administrators see in the environment endpoint.
     pub fn public_settings(&self) -> serde_json::Value {
         let secs = |d: Duration| d.as_secs();
-        let set = |present: bool| if present { "[set]" } else { "[unset]" };
         serde_json::json!({
             "database_url": redact_url(self.database_url.expose_secret()),
             "database_backend": self.database_kind(),
             "listen_addr": self.listen_addr.to_string(),
-            "jwt_secret": set(self.jwt_secret.is_some()),
+            "jwt_algorithm": match self.jwt_algorithm {
+                JwtAlgorithm::Hs256 => "HS256",
+                JwtAlgorithm::EdDsa => "EdDSA",
+            },
+            // Where the signing key comes from; never the key.
+            "jwt_key_source": if self.jwt_secret.is_some() || self.jwt_private_key_file.is_some() {
+                "configured"
+            } else {
+                "database"
+            },
+            "stored_keys_encrypted": self.key_encryption_secret.is_some(),
+            "jwks_cache_ttl_seconds": secs(self.jwks_cache_ttl),
+            "key_rotation_interval_seconds": self.key_rotation_interval.map(secs),
+            "log_format": self.log_format.map(|f| match f {
+                LogFormat::Json => "json",
+                LogFormat::Pretty => "pretty",
+            }),
             "jwt_ttl_seconds": secs(self.jwt_ttl),
             "jwt_refresh_ttl_seconds": secs(self.jwt_refresh_ttl),
             "jwt_leeway_seconds": secs(self.jwt_leeway),
@@ -472,8 +487,12 @@ pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{}:[redacted]{}", &url[..scheme_end], user, &url[at..])
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}://{}:[redacted]{}", &url[..scheme_end], user, &url[at..])
+                }
+                None => url.to_owned(),
+            }
         }
         _ => url.to_owned(),
     }

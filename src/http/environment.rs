@@ -49,6 +49,7 @@ async fn environment(
         if caller.view.user.is_sys_admin {
             platform["git_revision"] = json!(env!("TENURE_GIT_REVISION"));
             platform["db_driver"] = json!(state.service.store().backend());
+            platform["key_algorithm"] = state.settings["jwt_algorithm"].clone();
             platform["uptime_seconds"] = json!(state.started_at.elapsed().as_secs());
             platform["host"] = json!(state.host);
             // Effective settings, durations in seconds, secrets masked.

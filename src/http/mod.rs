@@ -103,11 +103,8 @@ pub fn app(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // Requests by route and status, and their latency.
                 .layer(middleware::from_fn(metrics::record))
-                // Anything below that answers an error without our JSON body gets it here:
-                // unknown routes, wrong methods, oversized bodies, timeouts.
-                .layer(middleware::from_fn(json_errors))
                 // Token answers must never be cached (the JWKS sets its own policy); browsers
-                // must not sniff types.
+                // must not sniff types or frame us.
                 .layer(SetResponseHeaderLayer::if_not_present(
                     CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
@@ -124,8 +121,14 @@ pub fn app(state: AppState) -> Router {
                     REFERRER_POLICY,
                     HeaderValue::from_static("no-referrer"),
                 ))
+                // CORS headers only ever go to an allowed origin.
+                .layer(middleware::from_fn(strip_cors_for_other_origins))
                 // Browser frontends on the configured origins (none: no CORS headers).
-                .option_layer(cors),
+                .option_layer(cors)
+                // Anything below that answers an error without our JSON body gets it here
+                // (unknown routes, wrong methods, oversized bodies, timeouts), inside the
+                // header and CORS layers above so the replacement carries their headers too.
+                .layer(middleware::from_fn(json_errors)),
         )
 }
 
@@ -175,6 +178,25 @@ fn request_span(request: &Request) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+/// tower-http's CORS layer adds `Access-Control-Allow-Credentials` and the preflight headers
+/// whatever the origin; a response that does not allow the origin gets none of them.
+async fn strip_cors_for_other_origins(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        for name in [
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::ACCESS_CONTROL_MAX_AGE,
+        ] {
+            headers.remove(name);
+        }
+    }
+    response
 }
 
 /// Gives framework-made error responses (unknown route, wrong method, body too large,

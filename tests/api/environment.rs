@@ -46,10 +46,8 @@ async fn assert_no_secret(app: &TestApp, text: &str) {
         );
     }
     assert!(!text.to_ascii_lowercase().contains("secret"), "{text}");
-    assert!(
-        !text.contains(&app.db.url),
-        "the database URL is exposed: {text}"
-    );
+    // Administrators see the database URL with its password masked; `ops.rs` proves the
+    // masking with a URL that has a password (the test databases have none).
     assert!(
         !text.contains("password_hash") && !text.contains("$argon2"),
         "{text}"
