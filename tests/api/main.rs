@@ -15,6 +15,7 @@ mod limits;
 mod login;
 mod logout;
 mod logs;
+mod openapi;
 mod password;
 mod process;
 mod purge;
