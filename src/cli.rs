@@ -30,6 +30,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI 3.1 document (as served at /api/v2/openapi.json).
+    Openapi,
     /// Validate the configuration and print it, secrets masked (no database access).
     Config {
         #[command(subcommand)]
@@ -124,6 +126,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&config.public_settings())?
             );
             println!("configuration is valid");
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", crate::http::openapi::document());
             Ok(())
         }
         Command::Migrate => {

@@ -8,13 +8,12 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{loose_bool_opt, ApiBody, Query, SessionToken};
 use super::session::df_datetime;
-use super::AppState;
+use super::{AppState, SuccessBody};
 use crate::clock::UnixTime;
 use crate::session::SessionError;
 use crate::store::{SessionWithUser, User};
@@ -29,8 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/system/user/{id}", patch(update_user))
 }
 
-#[derive(Serialize)]
-struct AdminSessionItem {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminSessionItem {
     id: Uuid,
     user_id: i64,
     email: String,
@@ -59,12 +58,36 @@ impl From<SessionWithUser> for AdminSessionItem {
     }
 }
 
+/// One page of the session listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminSessionPage {
+    resource: Vec<AdminSessionItem>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/system/sessions",
+    operation_id = "admin_list_sessions",
+    tag = "admin",
+    summary = "Live sessions of everyone, newest first, paginated",
+    params(("user_id" = Option<i64>, Query), ("email" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = AdminSessionPage),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 /// `?user_id=&email=&limit=&cursor=` → `{"resource": [...], "next_cursor": "…" | null}`.
 async fn list(
     State(state): State<AppState>,
     token: SessionToken,
     query: Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdminSessionPage>, ApiError> {
     let grant = state.service.authorize_admin(token.0.as_deref()).await?;
     let user_id = query.param::<i64>("user_id")?;
     let limit = query.param::<u32>("limit")?.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -74,18 +97,33 @@ async fn list(
         .admin_list_sessions(&grant, user_id, query.get("email"), after, limit)
         .await?;
     let items: Vec<AdminSessionItem> = page.sessions.into_iter().map(Into::into).collect();
-    Ok(Json(json!({
-        "resource": items,
-        "next_cursor": page.next.map(encode_cursor),
-    })))
+    Ok(Json(AdminSessionPage {
+        resource: items,
+        next_cursor: page.next.map(encode_cursor),
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/system/sessions",
+    tag = "admin",
+    summary = "Revoke every session of a user",
+    params(("user_id" = i64, Query)),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SuccessBody),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 /// `DELETE /api/v2/system/sessions?user_id=N`: every session of one user.
 async fn revoke_user(
     State(state): State<AppState>,
     token: SessionToken,
     query: Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     let grant = state.service.authorize_admin(token.0.as_deref()).await?;
     let user_id = query
         .param::<i64>("user_id")?
@@ -94,28 +132,44 @@ async fn revoke_user(
         .service
         .admin_revoke_user_sessions(&grant, user_id)
         .await?;
-    Ok(Json(json!({ "success": true, "ended": ended })))
+    Ok(Json(SuccessBody::ended(ended)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/system/sessions/{id}",
+    tag = "admin",
+    summary = "Revoke one session",
+    params(("id" = String, Path)),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SuccessBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 404, description = "No such live session", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn revoke_one(
     State(state): State<AppState>,
     token: SessionToken,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     let grant = state.service.authorize_admin(token.0.as_deref()).await?;
     let id = Uuid::parse_str(&id).map_err(|_| SessionError::SessionNotFound)?;
     state.service.admin_revoke_session(&grant, id).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(SuccessBody::ok()))
 }
 
-#[derive(Deserialize)]
-struct UserPatch {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UserPatch {
     #[serde(default, deserialize_with = "loose_bool_opt")]
+    #[schema(value_type = bool)]
     is_active: Option<bool>,
 }
 
-#[derive(Serialize)]
-struct UserItem {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserItem {
     id: i64,
     email: String,
     username: Option<String>,
@@ -143,6 +197,24 @@ impl From<User> for UserItem {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v2/system/user/{id}",
+    tag = "admin",
+    summary = "Deactivate (ending every session) or reactivate a user",
+    request_body = UserPatch,
+    params(("id" = i64, Path)),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = UserItem),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 /// `{"is_active": false}` deactivates (ending every session at once); `true` reactivates.
 async fn update_user(
     State(state): State<AppState>,

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::SessionToken;
 use super::AppState;
 
@@ -14,6 +14,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v2/system/environment", get(environment))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/system/environment",
+    tag = "environment",
+    summary = "What clients and operators check; `platform` only for a valid token, more for an administrator",
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = Object),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn environment(
     State(state): State<AppState>,
     token: SessionToken,

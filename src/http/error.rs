@@ -60,17 +60,36 @@ impl ApiError {
     }
 }
 
+/// DreamFactory's error envelope, as every failure is sent.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status, again.
+    pub code: u16,
+    /// `{"reason": "…"}` for token and session refusals (see the README's reason table), a
+    /// field → messages map for validation errors, otherwise null.
+    #[schema(value_type = Option<Object>)]
+    pub context: Value,
+    pub message: String,
+    /// The HTTP status, again (DreamFactory sends both).
+    pub status_code: u16,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.status.as_u16();
-        let body = json!({
-            "error": {
-                "code": code,
-                "context": self.context,
-                "message": self.message,
-                "status_code": code,
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                context: self.context,
+                message: self.message,
+                status_code: code,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         let retry_after = match self.retry_after {
             Some(seconds) => HeaderValue::from(seconds.max(1)),

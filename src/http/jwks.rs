@@ -13,6 +13,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    summary = "Public signing keys (Ed25519) as a JWK set",
+    responses((status = 200, description = "A JWK set; cacheable for JWKS_CACHE_TTL", body = Object))
+)]
 /// Every Ed25519 key that is about to sign, signs, or signed a token that may still be live.
 /// Cacheable for `JWKS_CACHE_TTL`: a new key is published at least that long before it signs.
 async fn jwks(State(state): State<AppState>) -> Response {

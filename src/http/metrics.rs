@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(scrape))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn scrape(State(state): State<AppState>) -> Response {
     let store = state.service.store();
     if let Ok(live) = state.service.count_live_sessions().await {

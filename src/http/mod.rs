@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod jwks;
 pub mod metrics;
+pub mod openapi;
 mod register;
 pub mod session;
 mod sessions;
@@ -34,6 +35,35 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::session::SessionService;
 use error::ApiError;
+
+/// `{"success": true}`, DreamFactory's answer to a logout, plus what a wider action did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SuccessBody {
+    pub success: bool,
+    /// How many sessions ended (logout scopes others/global, bulk revocations, password change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<u64>,
+    /// Registration with `?login=true`: the new session's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+}
+
+impl SuccessBody {
+    pub fn ok() -> Self {
+        Self {
+            success: true,
+            ended: None,
+            session_token: None,
+        }
+    }
+
+    pub fn ended(count: u64) -> Self {
+        Self {
+            ended: Some(count),
+            ..Self::ok()
+        }
+    }
+}
 
 /// Largest accepted request body.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -75,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .merge(register::router())
         .merge(environment::router())
         .merge(health::router())
+        .merge(openapi::router())
         .merge(jwks::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)

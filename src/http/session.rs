@@ -6,11 +6,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{loose_bool, ApiBody, Client, Query, SessionToken};
-use super::AppState;
+use super::{AppState, SuccessBody};
 use crate::clock::UnixTime;
 use crate::session::{Audience, Authenticated, LoginRequest, LogoutScope};
 
@@ -34,17 +33,23 @@ pub fn router() -> Router<AppState> {
 
 /// The login body. Every field is optional here so that a missing one gets DreamFactory's
 /// 400 "Login request is missing required …" rather than a parse error.
-#[derive(Deserialize)]
-struct LoginBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LoginBody {
+    /// Required unless DF_LOGIN_ATTRIBUTE=username.
     email: Option<String>,
+    /// Required when DF_LOGIN_ATTRIBUTE=username.
     username: Option<String>,
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
+    /// A forever session when DF_ALLOW_FOREVER_SESSIONS=true. Also accepts 1/0 and
+    /// "true"/"false"/"1"/"0"/"yes"/"no"/"on"/"off".
     #[serde(default, deserialize_with = "loose_bool")]
+    #[schema(value_type = Option<bool>)]
     remember_me: bool,
 }
 
 /// DreamFactory's session object (`Session::getPublicInfo`), in its key order.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     session_token: String,
     /// The same value as `session_token` (DreamFactory keeps it for 1.x clients).
@@ -130,7 +135,7 @@ async fn logout(
     audience: Audience,
     token: SessionToken,
     query: Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     let scope = match query.get("scope") {
         None | Some("local") => LogoutScope::Local,
         Some("others") => LogoutScope::Others,
@@ -147,13 +152,30 @@ async fn logout(
         .await?;
     // DreamFactory's exact answer for a plain logout; the wider scopes also say how many ended.
     Ok(Json(if scope == LogoutScope::Local {
-        json!({ "success": true })
+        SuccessBody::ok()
     } else {
-        json!({ "success": true, "ended": ended })
+        SuccessBody::ended(ended)
     }))
 }
 
 // A login ignores any token sent with it, so the login handlers do not extract one.
+#[utoipa::path(
+    post,
+    path = "/api/v2/user/session",
+    tag = "session",
+    summary = "Log in (remember_me: a forever session)",
+    request_body = LoginBody,
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "Invalid credentials", body = ErrorBody),
+        (status = 409, description = "At the session cap with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
+        (status = 429, description = "Too many failed logins; wait `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn user_login(
     State(state): State<AppState>,
     client: Client,
@@ -162,6 +184,23 @@ async fn user_login(
     login(state, Audience::User, client, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/system/admin/session",
+    tag = "admin",
+    summary = "Log in as a system administrator",
+    request_body = LoginBody,
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "Invalid credentials", body = ErrorBody),
+        (status = 409, description = "At the session cap with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
+        (status = 429, description = "Too many failed logins; wait `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn admin_login(
     State(state): State<AppState>,
     client: Client,
@@ -170,6 +209,19 @@ async fn admin_login(
     login(state, Audience::Admin, client, body).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/user/session",
+    tag = "session",
+    summary = "The current session",
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn user_current(
     State(state): State<AppState>,
     token: SessionToken,
@@ -177,6 +229,19 @@ async fn user_current(
     current(state, Audience::User, token).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/system/admin/session",
+    tag = "admin",
+    summary = "An administrator's current session",
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn admin_current(
     State(state): State<AppState>,
     token: SessionToken,
@@ -184,6 +249,18 @@ async fn admin_current(
     current(state, Audience::Admin, token).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/user/session",
+    tag = "session",
+    summary = "Refresh: an expired token of a live session gets its successor",
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn user_refresh(
     State(state): State<AppState>,
     token: SessionToken,
@@ -191,6 +268,18 @@ async fn user_refresh(
     refresh(state, Audience::User, token).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/system/admin/session",
+    tag = "admin",
+    summary = "Refresh an administrator's token",
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn admin_refresh(
     State(state): State<AppState>,
     token: SessionToken,
@@ -198,18 +287,48 @@ async fn admin_refresh(
     refresh(state, Audience::Admin, token).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/user/session",
+    tag = "session",
+    summary = "Log out (this session, or others / all with `scope`)",
+    params(("scope" = Option<String>, Query, description = "local (default), others or global")),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SuccessBody),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn user_logout(
     State(state): State<AppState>,
     token: SessionToken,
     query: Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     logout(state, Audience::User, token, query).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/system/admin/session",
+    tag = "admin",
+    summary = "Log out an administrator session",
+    params(("scope" = Option<String>, Query, description = "local (default), others or global")),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SuccessBody),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn admin_logout(
     State(state): State<AppState>,
     token: SessionToken,
     query: Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     logout(state, Audience::Admin, token, query).await
 }

@@ -6,13 +6,12 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, SessionToken};
 use super::session::df_datetime;
-use super::AppState;
+use super::{AppState, SuccessBody};
 use crate::session::SessionError;
 use crate::store::Session;
 
@@ -24,8 +23,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One of the caller's sessions, as the device list shows it.
-#[derive(Serialize)]
-struct SessionItem {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionItem {
     id: Uuid,
     device: Option<String>,
     user_agent: Option<String>,
@@ -52,41 +51,98 @@ impl SessionItem {
 }
 
 /// `{"resource": [...]}`, newest first (DreamFactory wraps lists in `resource`).
-async fn list(State(state): State<AppState>, token: SessionToken) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    resource: Vec<SessionItem>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/user/sessions",
+    operation_id = "list_my_sessions",
+    tag = "sessions",
+    summary = "The caller's live sessions, newest first",
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SessionList),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    token: SessionToken,
+) -> Result<Json<SessionList>, ApiError> {
     let (current, sessions) = state.service.my_sessions(token.0.as_deref()).await?;
     let items: Vec<SessionItem> = sessions
         .into_iter()
         .map(|s| SessionItem::new(s, current))
         .collect();
-    Ok(Json(json!({ "resource": items })))
+    Ok(Json(SessionList { resource: items }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/user/sessions/{id}",
+    operation_id = "end_my_session",
+    tag = "sessions",
+    summary = "End one of the caller's sessions",
+    params(("id" = String, Path, description = "The session id")),
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SuccessBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 404, description = "Not a live session of the caller", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 async fn end(
     State(state): State<AppState>,
     token: SessionToken,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     // A malformed id names no session of the caller's: the same 404.
     let id = Uuid::parse_str(&id).map_err(|_| SessionError::SessionNotFound)?;
     state.service.end_my_session(token.0.as_deref(), id).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(SuccessBody::ok()))
 }
 
-#[derive(Deserialize)]
-struct PasswordBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PasswordBody {
+    #[schema(value_type = String)]
     old_password: Option<SecretString>,
+    #[schema(value_type = String)]
     new_password: Option<SecretString>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/user/password",
+    tag = "sessions",
+    summary = "Change the password; every other session ends",
+    request_body = PasswordBody,
+    security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+    responses(
+        (status = 200, body = SuccessBody),
+        (status = 400, description = "Validation failed (old password wrong, new one too short)", body = ErrorBody),
+        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+        (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
+        (status = 429, description = "Too many wrong old passwords", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+    )
+)]
 /// DreamFactory's password change: `{old_password, new_password}` → `{"success": true}`.
 async fn change_password(
     State(state): State<AppState>,
     token: SessionToken,
     ApiBody(body): ApiBody<PasswordBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuccessBody>, ApiError> {
     let ended = state
         .service
         .change_password(token.0.as_deref(), body.old_password, body.new_password)
         .await?;
-    Ok(Json(json!({ "success": true, "ended": ended })))
+    Ok(Json(SuccessBody::ended(ended)))
 }

@@ -18,6 +18,7 @@ mod login;
 mod logout;
 mod logs;
 mod metrics;
+mod openapi;
 mod ops;
 mod outage;
 mod password;

@@ -1,0 +1,103 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the body types, served
+//! at `/api/v2/openapi.json`. A copy is checked in as `openapi.json`; a test fails when the two
+//! drift (regenerate with `cargo run -- openapi > openapi.json`).
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, environment, error, health, jwks, metrics, register, session, sessions};
+use super::{AppState, SuccessBody};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tenure",
+        description = "Forever sessions over the DreamFactory 2.x session API. Errors are \
+            `{\"error\": {\"code\", \"context\", \"message\", \"status_code\"}}`; \
+            `context.reason` names why a token or session was refused."
+    ),
+    paths(
+        session::user_login,
+        session::user_current,
+        session::user_refresh,
+        session::user_logout,
+        session::admin_login,
+        session::admin_current,
+        session::admin_refresh,
+        session::admin_logout,
+        sessions::list,
+        sessions::end,
+        sessions::change_password,
+        admin::list,
+        admin::revoke_user,
+        admin::revoke_one,
+        admin::update_user,
+        register::register,
+        environment::environment,
+        jwks::jwks,
+        health::live,
+        health::ready,
+        metrics::scrape,
+        openapi,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail, SuccessBody)),
+    modifiers(&TokenSources),
+    tags(
+        (name = "session", description = "DreamFactory's session API"),
+        (name = "sessions", description = "The caller's own sessions and password"),
+        (name = "admin", description = "System administrators only"),
+        (name = "keys", description = "Token verification for other services"),
+        (name = "environment", description = "What clients and operators check"),
+        (name = "health", description = "Probes and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The three places a session token may come from, in DreamFactory's order.
+struct TokenSources;
+
+impl Modify for TokenSources {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_token_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                "X-DreamFactory-Session-Token",
+            ))),
+        );
+        components.add_security_scheme(
+            "session_token_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("session_token"))),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v2/openapi.json", get(openapi))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v2/openapi.json", tag = "health",
+    summary = "The OpenAPI 3.1 document",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The document as pretty JSON, for `tenure openapi`.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
