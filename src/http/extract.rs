@@ -113,20 +113,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| ApiError::from_status(rejection.status()))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return parse_json(b"{}");
-        }
-        if is_form && bytes.first() != Some(&b'{') {
-            return serde_urlencoded::from_bytes(&bytes).map(Self).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("The form body is invalid: {e}"),
-                    serde_json::Value::Null,
-                )
-            });
-        }
-        parse_json(&bytes)
+        parse_body(&bytes, is_form).map(Self)
     }
+}
+
+/// Reads a body as [`ApiBody`] does (public so the fuzz targets reach it).
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8], is_form: bool) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return parse_json(b"{}").map(|ApiBody(body)| body);
+    }
+    if is_form && bytes.first() != Some(&b'{') {
+        return serde_urlencoded::from_bytes(bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The form body is invalid: {e}"),
+                serde_json::Value::Null,
+            )
+        });
+    }
+    parse_json(bytes).map(|ApiBody(body)| body)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
