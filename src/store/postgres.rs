@@ -38,8 +38,18 @@ fn map_error(err: sqlx::Error) -> StoreError {
             Some("users_username_key") => return StoreError::Conflict("users_username_key"),
             _ => {}
         }
+        if db.code().as_deref().is_some_and(is_outage) {
+            return StoreError::Unavailable(err.to_string());
+        }
     }
     map_common(err)
+}
+
+/// SQLSTATEs with which the server says it is going away or cannot serve yet: a 503, like a
+/// refused connection. Class 08 is a connection exception; 57P01, 57P02 and 57P03 are what a
+/// fast shutdown, a crash of another backend and a starting or stopping server answer.
+fn is_outage(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 const SESSION_ID: &str = "s.id::text AS s_id";

@@ -362,9 +362,11 @@ impl ClusterSpec {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| format!("no free port: {e}"))?;
+        // Prepared transactions let a test hold row locks that no backend owns (a fault test
+        // catches requests mid-statement with them).
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=400",
+             -c full_page_writes=off -c max_connections=400 -c max_prepared_transactions=8",
             dir.display()
         );
         Ok(Self {
@@ -440,6 +442,25 @@ impl ClusterSpec {
     }
 }
 
+/// How `pg_ctl stop` brings an owned cluster down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// `-m fast`: sessions are terminated (SQLSTATE 57P01), a shutdown checkpoint is written.
+    Fast,
+    /// `-m immediate`: every server process is killed at once, no checkpoint; the next start
+    /// runs crash recovery. What a power cut or an OOM kill of the postmaster looks like.
+    Immediate,
+}
+
+impl StopMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
+
 /// A throwaway PostgreSQL cluster that one test owns and may stop and start again (an outage),
 /// separate from the cluster the other tests share. Always made with `initdb`/`pg_ctl`, even when
 /// `TEST_DATABASE_URL` is set, since the test must control the server. Stopped and removed when
@@ -488,11 +509,16 @@ impl OwnedCluster {
 
     /// `pg_ctl stop -m fast`: clients are disconnected, the port closes.
     pub async fn stop(&self) {
+        self.stop_with(StopMode::Fast).await;
+    }
+
+    /// `pg_ctl stop -m <mode>`, waiting until the cluster is down.
+    pub async fn stop_with(&self, mode: StopMode) {
         let spec = self.spec.clone();
-        tokio::task::spawn_blocking(move || spec.stop("fast"))
+        tokio::task::spawn_blocking(move || spec.stop(mode.as_str()))
             .await
             .expect("cluster stop task")
-            .unwrap_or_else(|why| panic!("cannot stop the owned cluster: {why}"));
+            .unwrap_or_else(|why| panic!("cannot stop ({mode:?}) the owned cluster: {why}"));
     }
 
     /// `pg_ctl start` again, same data and port; answers once it accepts connections.

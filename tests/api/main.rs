@@ -9,6 +9,7 @@ mod admin;
 mod browser;
 mod devices;
 mod environment;
+mod faults;
 mod health;
 mod hostile_input;
 mod idle;
