@@ -3,8 +3,8 @@
 use secrecy::ExposeSecret;
 
 use super::{
-    normalize_email, normalize_username, short, Audience, Authenticated, LoginRequest,
-    SessionError, SessionService, MAX_FIELD_CHARS,
+    has_forbidden_chars, normalize_email, normalize_username, short, Audience, Authenticated,
+    LoginRequest, SessionError, SessionService, MAX_FIELD_CHARS,
 };
 use crate::clock::UnixTime;
 use crate::config::LoginAttribute;
@@ -78,16 +78,20 @@ impl SessionService {
         // A throttled attempt is answered before any Argon2 work.
         self.check_throttle(&keys, now).await?;
 
-        // Over-long identifiers, and NUL (which no database text column can hold), cannot name
-        // a user: they get the unknown-user answer.
-        let user = if identifier.chars().count() > MAX_FIELD_CHARS || identifier.contains('\0') {
-            None
-        } else {
-            match self.policy.login_attribute {
-                LoginAttribute::Email => self.store.user_by_email(&identifier).await?,
-                LoginAttribute::Username => self.store.user_by_username(&identifier).await?,
-            }
-        };
+        // Identifiers that registration refuses cannot name a user: over-long ones, and those
+        // holding a control character (NUL, which no database text column can hold, among them)
+        // or an invisible one (zero-width, bidi override…). They get the unknown-user answer,
+        // after the same password work, so a refused email is indistinguishable from a wrong
+        // password.
+        let user =
+            if identifier.chars().count() > MAX_FIELD_CHARS || has_forbidden_chars(&identifier) {
+                None
+            } else {
+                match self.policy.login_attribute {
+                    LoginAttribute::Email => self.store.user_by_email(&identifier).await?,
+                    LoginAttribute::Username => self.store.user_by_username(&identifier).await?,
+                }
+            };
         // Unknown users verify against a dummy hash: the same work, the same answer.
         let matched = self
             .hasher

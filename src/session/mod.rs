@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use uuid::Uuid;
 
 pub use access::LogoutScope;
@@ -255,22 +257,73 @@ pub fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_owned()
 }
 
+/// The one form in which an email is stored and compared: everything that stores, looks up or
+/// filters by email (login, registration, `tenure user create`, the admin listing, the login
+/// throttle's account key) goes through here, so equal forms mean the same user.
+///
+/// NFKC first, so compatibility variants become their plain letters (fullwidth `ｊａｎｅ`, the
+/// Kelvin sign U+212A, ligatures, a fullwidth `＠`) and a letter followed by a combining accent
+/// equals the precomposed letter; then surrounding whitespace goes; then each character is
+/// lower-cased on its own (no context: `Σ` is always `σ`), and the Greek final sigma `ς` is
+/// folded to `σ` as Unicode case folding does. Look-alikes from other scripts (Cyrillic `а`,
+/// Greek `ο`, dotless `ı`) are different letters and stay different. The result is in NFKC and
+/// a fixed point: normalising it again changes nothing.
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    fold_identifier(email)
 }
 
+/// Usernames (`DF_LOGIN_ATTRIBUTE=username`) are folded as emails are.
 fn normalize_username(username: &str) -> String {
-    username.trim().to_lowercase()
+    fold_identifier(username)
 }
 
+fn fold_identifier(value: &str) -> String {
+    let compatible: String = value.nfkc().collect();
+    compatible
+        .trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        // Lower-casing can make a pair composable (`Ϊ` + U+0301 becomes `ϊ` + U+0301, which
+        // is `ΐ`): normalise once more, so the result is a fixed point.
+        .nfkc()
+        .collect()
+}
+
+/// What registration says about an identifier holding a character [`is_forbidden`] refuses.
+const FORBIDDEN_CHARS_RULE: &str =
+    "may not contain invisible, control, private-use or unassigned characters";
+
+/// Characters no email or username may hold, because they make one address look like another
+/// or are not stable under normalisation: controls (Cc, NUL included), invisible format
+/// characters (Cf: zero-width space and joiners, the byte-order mark, bidirectional overrides,
+/// the soft hyphen), private-use (Co) and unassigned (Cn) code points.
+fn is_forbidden(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
+            | GeneralCategory::Surrogate
+    )
+}
+
+/// Whether `value` holds a character [`is_forbidden`] refuses.
+fn has_forbidden_chars(value: &str) -> bool {
+    value.chars().any(is_forbidden)
+}
+
+/// A plausible address (after [`normalize_email`]): one `@`, a non-empty local part, a domain of
+/// non-empty dot-separated labels (so no trailing dot), no whitespace, at most 255 characters.
 fn looks_like_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
     email.chars().count() <= MAX_FIELD_CHARS
         && !local.is_empty()
-        && !domain.is_empty()
         && !domain.contains('@')
+        && domain.split('.').all(|label| !label.is_empty())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
@@ -296,4 +349,121 @@ pub fn device_name(user_agent: &str) -> String {
 
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compatibility_forms_case_and_composition_fold_to_one_email() {
+        for variant in [
+            "jane@example.com",
+            " Jane@Example.COM\n",
+            "ｊａｎｅ@example.com",
+            "ＪＡＮＥ＠ＥＸＡＭＰＬＥ．ＣＯＭ",
+            "jane@example.com\u{3000}",
+        ] {
+            assert_eq!(normalize_email(variant), "jane@example.com", "{variant:?}");
+        }
+        // The Kelvin sign is a compatibility form of K.
+        assert_eq!(
+            normalize_email("\u{212A}ATE@example.com"),
+            "kate@example.com"
+        );
+        // Decomposed and precomposed accents are one address.
+        assert_eq!(
+            normalize_email("jane\u{301}@example.com"),
+            normalize_email("jan\u{e9}@example.com")
+        );
+        assert_eq!(
+            normalize_email("JAN\u{c9}@example.com"),
+            "jan\u{e9}@example.com"
+        );
+        // Sigma folds the same however it is written.
+        for sigma in ["ΑΣ@example.com", "ας@example.com", "ασ@example.com"] {
+            assert_eq!(normalize_email(sigma), "ασ@example.com", "{sigma}");
+        }
+        assert_eq!(normalize_username(" ＪＡＮＥ "), "jane");
+    }
+
+    #[test]
+    fn look_alikes_from_other_scripts_stay_different() {
+        for other in [
+            "j\u{430}ne@example.com", // Cyrillic а
+            "jan\u{3b5}@example.com", // Greek ε
+            "j\u{131}ll@example.com", // dotless ı
+            "J\u{130}LL@example.com", // dotted İ lower-cases to i + U+0307
+            "jane@example.com.",
+        ] {
+            let folded = normalize_email(other);
+            assert_ne!(folded, "jane@example.com", "{other:?}");
+            assert_ne!(folded, "jill@example.com", "{other:?}");
+        }
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing_and_keeps_forbidden_characters_visible() {
+        // Every scalar value, inside a word, before a combining mark, and after a capital: the
+        // folded form is a fixed point. Inside a word (where trimming cannot reach it), the
+        // folded form holds a forbidden character exactly when the input did: normalisation
+        // can neither hide one nor introduce one.
+        for c in (0..=0x10_FFFF_u32).filter_map(char::from_u32) {
+            for input in [format!("a{c}b"), format!("{c}\u{301}"), format!("A{c}")] {
+                let once = normalize_email(&input);
+                assert_eq!(normalize_email(&once), once, "U+{:04X}", c as u32);
+            }
+            assert_eq!(
+                has_forbidden_chars(&normalize_email(&format!("a{c}b"))),
+                is_forbidden(c),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_and_control_characters_are_forbidden() {
+        for c in [
+            '\u{0}',
+            '\u{7}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{feff}',
+            '\u{202e}',
+            '\u{ad}',
+            '\u{e000}',
+            '\u{10ffff}',
+        ] {
+            assert!(is_forbidden(c), "U+{:04X}", c as u32);
+        }
+        for c in [
+            'a', 'é', '\u{301}', '\u{430}', '\u{131}', '@', '.', '+', '-',
+        ] {
+            assert!(!is_forbidden(c), "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn a_domain_needs_non_empty_labels() {
+        for good in [
+            "a@b.c",
+            "jane@example.com",
+            "jane@localhost",
+            "jan\u{e9}@exämple.com",
+        ] {
+            assert!(looks_like_email(good), "{good}");
+        }
+        for bad in [
+            "jane@example.com.",
+            "jane@.example.com",
+            "jane@example..com",
+            "jane@",
+            "@example.com",
+            "a@b@c",
+            "ja ne@example.com",
+        ] {
+            assert!(!looks_like_email(bad), "{bad}");
+        }
+    }
 }

@@ -6,9 +6,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::login::ThrottleKeys;
 use super::{
-    has_nul, looks_like_email, normalize_email, normalize_username, short, Audience, Authenticated,
-    ClientInfo, Reason, RegisterRequest, SessionError, SessionService, MAX_FIELD_CHARS,
-    MAX_PASSWORD_CHARS,
+    has_forbidden_chars, has_nul, looks_like_email, normalize_email, normalize_username, short,
+    Audience, Authenticated, ClientInfo, Reason, RegisterRequest, SessionError, SessionService,
+    FORBIDDEN_CHARS_RULE, MAX_FIELD_CHARS, MAX_PASSWORD_CHARS,
 };
 use crate::config::LoginAttribute;
 use crate::store::{NewUser, StoreError, User};
@@ -27,6 +27,11 @@ impl SessionService {
                 .entry("email")
                 .or_default()
                 .push("The email field is required.".into());
+        } else if has_forbidden_chars(&email) {
+            errors
+                .entry("email")
+                .or_default()
+                .push(format!("The email {FORBIDDEN_CHARS_RULE}."));
         } else if !looks_like_email(&email) {
             errors
                 .entry("email")
@@ -46,6 +51,12 @@ impl SessionService {
                 .entry("username")
                 .or_default()
                 .push("The username may not contain spaces or exceed 255 characters.".into());
+        }
+        if username.as_deref().is_some_and(has_forbidden_chars) {
+            errors
+                .entry("username")
+                .or_default()
+                .push(format!("The username {FORBIDDEN_CHARS_RULE}."));
         }
         if self.policy.login_attribute == LoginAttribute::Username && username.is_none() {
             errors
@@ -88,8 +99,8 @@ impl SessionService {
                 ));
             }
         }
+        // (A NUL in the username is refused above, with the other control characters.)
         for (field, value) in [
-            ("username", username.as_deref()),
             ("name", Some(name.as_str())),
             ("first_name", first_name.as_deref()),
             ("last_name", last_name.as_deref()),

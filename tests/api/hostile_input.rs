@@ -1,6 +1,8 @@
-//! Hostile input: forged and malformed tokens on every verb, broken and oversized bodies,
-//! injection strings. Always a 4xx in DreamFactory's error shape, never a 500, never a change
-//! to what is stored.
+//! Hostile input: forged and malformed tokens on every verb, algorithm confusion on an EdDSA
+//! deployment, broken and oversized bodies, injection strings, and emails spelt with Unicode
+//! look-alikes, compatibility forms and invisible characters. Always a 4xx in DreamFactory's
+//! error shape, never a 500, never a change to what is stored beyond what a successful login or
+//! registration legitimately adds.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -654,4 +656,588 @@ async fn raw_post(app: &TestApp, path: &str, body: &str, framing: Framing) -> (u
         rest
     };
     (status, body.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unicode in emails. Emails are stored and compared in one folded form (NFKC, trimmed,
+// lower-cased), so other spellings of an address are that address; look-alikes from other
+// scripts are other addresses; invisible and control characters are refused at registration
+// and are simply wrong credentials at login. See "Email addresses" in the README.
+
+const JANE: &str = "jane@example.com";
+const JANE_ACUTE: &str = "jan\u{e9}@example.com";
+const KATE: &str = "kate@example.com";
+const JILL: &str = "jill@example.com";
+const ADMIN: &str = "admin@example.com";
+/// The password of whoever registers a look-alike (every created user has `PASSWORD`).
+const OTHER_PASSWORD: &str = "look-alike-password-42";
+
+const TAKEN: &str = "The email has already been taken.";
+const INVALID: &str = "The email must be a valid email address.";
+const FORBIDDEN: &str =
+    "The email may not contain invisible, control, private-use or unassigned characters.";
+const FORBIDDEN_USERNAME: &str =
+    "The username may not contain invisible, control, private-use or unassigned characters.";
+
+/// Other spellings of a stored address, and that address: they fold to it and log into it.
+const SAME_ADDRESS: &[(&str, &str, &str)] = &[
+    ("fullwidth local part", "ｊａｎｅ@example.com", JANE),
+    (
+        "fullwidth everything",
+        "ＪＡＮＥ＠ＥＸＡＭＰＬＥ．ＣＯＭ",
+        JANE,
+    ),
+    ("mathematical bold", "𝐣𝐚𝐧𝐞@example.com", JANE),
+    (
+        "ideographic spaces around",
+        "\u{3000}jane@example.com\u{3000}",
+        JANE,
+    ),
+    ("Kelvin sign", "\u{212a}ATE@example.com", KATE),
+    (
+        "e and a combining acute",
+        "jane\u{301}@example.com",
+        JANE_ACUTE,
+    ),
+    ("precomposed capital É", "JAN\u{c9}@EXAMPLE.COM", JANE_ACUTE),
+];
+
+/// Genuinely different addresses that look like a stored one, and the form each is stored in.
+const LOOK_ALIKES: &[(&str, &str, &str)] = &[
+    (
+        "Cyrillic а",
+        "j\u{430}ne@example.com",
+        "j\u{430}ne@example.com",
+    ),
+    (
+        "Cyrillic А and Е",
+        "J\u{410}N\u{415}@example.com",
+        "j\u{430}n\u{435}@example.com",
+    ),
+    (
+        "Cyrillic е in the domain",
+        "jane@\u{435}xample.com",
+        "jane@\u{435}xample.com",
+    ),
+    (
+        "Greek ο in the domain",
+        "jane@example.c\u{3bf}m",
+        "jane@example.c\u{3bf}m",
+    ),
+    (
+        "Cyrillic і",
+        "j\u{456}ll@example.com",
+        "j\u{456}ll@example.com",
+    ),
+    (
+        "dotless ı",
+        "j\u{131}ll@example.com",
+        "j\u{131}ll@example.com",
+    ),
+    (
+        "dotted İ",
+        "J\u{130}LL@example.com",
+        "ji\u{307}ll@example.com",
+    ),
+];
+
+/// Look-alikes of the administrator.
+const ADMIN_LOOK_ALIKES: &[(&str, &str)] = &[
+    ("Cyrillic а", "\u{430}dmin@example.com"),
+    ("dotless ı", "adm\u{131}n@example.com"),
+    ("zero-width space", "admin\u{200b}@example.com"),
+    ("right-to-left override", "\u{202e}nimda@example.com"),
+];
+
+/// Addresses holding a character registration refuses; each displays as, or nearly as,
+/// jane@example.com.
+const INVISIBLE: &[(&str, &str)] = &[
+    ("zero-width space", "ja\u{200b}ne@example.com"),
+    ("zero-width non-joiner", "ja\u{200c}ne@example.com"),
+    ("zero-width joiner", "jane\u{200d}@example.com"),
+    ("word joiner", "ja\u{2060}ne@example.com"),
+    ("byte-order mark in front", "\u{feff}jane@example.com"),
+    ("byte-order mark at the end", "jane@example.com\u{feff}"),
+    ("soft hyphen", "ja\u{ad}ne@example.com"),
+    ("left-to-right mark", "jane\u{200e}@example.com"),
+    (
+        "right-to-left override in the domain",
+        "jane@\u{202e}moc.elpmaxe",
+    ),
+    (
+        "right-to-left override in the local part",
+        "\u{202e}enaj@example.com",
+    ),
+    ("pop directional formatting", "jane\u{202c}@example.com"),
+    ("tag characters", "jane\u{e0041}\u{e007f}@example.com"),
+    ("bell", "ja\u{7}ne@example.com"),
+    ("escape sequence", "jane\u{1b}[8m@example.com"),
+    ("private use", "jane\u{e000}@example.com"),
+    ("unassigned", "jane\u{50000}@example.com"),
+];
+
+/// Not addresses, though they name jane's domain.
+const MALFORMED: &[(&str, &str)] = &[
+    ("trailing dot in the domain", "jane@example.com."),
+    ("leading dot in the domain", "jane@.example.com"),
+    ("empty domain label", "jane@example..com"),
+];
+
+/// POSTs a login to `path`; answers (status, body).
+async fn login_at(app: &TestApp, path: &str, email: &str, password: &str) -> (StatusCode, Value) {
+    let response = app
+        .request(Method::POST, path)
+        .json(&json!({ "email": email, "password": password, "remember_me": true }))
+        .send()
+        .await
+        .expect("login");
+    status_json(response).await
+}
+
+/// Logs in at `path` and answers the user id; panics unless 200.
+async fn login_id(app: &TestApp, path: &str, email: &str, password: &str) -> i64 {
+    let (status, body) = login_at(app, path, email, password).await;
+    assert_eq!(status, StatusCode::OK, "{path} {email:?}: {body}");
+    body["id"].as_i64().expect("id")
+}
+
+/// POSTs a registration (`?login=true` when `login`); answers (status, body).
+async fn register(app: &TestApp, body: Value, login: bool) -> (StatusCode, Value) {
+    let path = if login {
+        "/api/v2/user/register?login=true"
+    } else {
+        REGISTER
+    };
+    let response = app
+        .request(Method::POST, path)
+        .json(&body)
+        .send()
+        .await
+        .expect("register");
+    status_json(response).await
+}
+
+/// Asserts a 400 whose first message for `field` is `message`.
+fn assert_refused(status: StatusCode, body: &Value, field: &str, message: &str, what: &str) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+    assert_eq!(
+        body["error"]["context"][field][0], message,
+        "{what}: {body}"
+    );
+}
+
+/// Rows of `before` missing from `after` (rows changed or deleted), and rows of `after` that
+/// are new.
+fn row_changes(before: &[String], after: &[String]) -> (Vec<String>, Vec<String>) {
+    let gone = before
+        .iter()
+        .filter(|r| !after.contains(r))
+        .cloned()
+        .collect();
+    let new = after
+        .iter()
+        .filter(|r| !before.contains(r))
+        .cloned()
+        .collect();
+    (gone, new)
+}
+
+/// `tenure` with `args` on `app`'s database, `stdin` on standard input.
+fn tenure_cli(app: &TestApp, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.db.url)
+        .env("LOG_FORMAT", "json")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tenure");
+    writeln!(child.stdin.take().expect("stdin"), "{stdin}").expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// The session ids `GET /api/v2/system/sessions?email=` lists, sorted.
+async fn sessions_of(app: &TestApp, admin: &str, email: &str) -> Vec<String> {
+    let response = app
+        .request(Method::GET, "/api/v2/system/sessions")
+        .bearer_auth(admin)
+        .query(&[("email", email)])
+        .send()
+        .await
+        .expect("list");
+    let (status, body) = status_json(response).await;
+    assert_eq!(status, StatusCode::OK, "email {email:?}: {body}");
+    let mut ids: Vec<String> = body["resource"]
+        .as_array()
+        .expect("resource")
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sid(token: &str) -> String {
+    claims(token)["sid"].as_str().expect("sid").to_owned()
+}
+
+both_backends! {
+    async fn look_alike_and_invisible_emails_never_log_into_anyone(backend) {
+        let config = TestConfig::new()
+            .var("LOGIN_MAX_FAILURES", "100000")
+            .var("LOGIN_MAX_FAILURES_PER_IP", "100000");
+        let app = spawn_app_with(backend, config).await;
+        for (email, admin) in [(JANE, false), (JANE_ACUTE, false), (KATE, false), (JILL, false),
+                               (ADMIN, true)] {
+            app.create_user(email, admin).await;
+        }
+        let mut ids = std::collections::HashMap::new();
+        for email in [JANE, JANE_ACUTE, KATE, JILL] {
+            ids.insert(email, login_id(&app, USER_SESSION, email, PASSWORD).await);
+        }
+        let admin_id = login_id(&app, ADMIN_SESSION, ADMIN, PASSWORD).await;
+        // What a wrong password gets, at each endpoint: every refusal below must be identical,
+        // so a refused email tells nothing about which accounts exist.
+        let mut wrong_password = std::collections::HashMap::new();
+        for path in [USER_SESSION, ADMIN_SESSION] {
+            let email = if path == USER_SESSION { JANE } else { ADMIN };
+            let (status, body) = login_at(&app, path, email, "not-the-password").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+            assert_eq!(body["error"]["message"], "Invalid credentials supplied.", "{body}");
+            wrong_password.insert(path, body);
+        }
+
+        // Look-alikes, invisible characters and malformed addresses, with the password every
+        // stored user has: the wrong-password answer, and nothing stored changes.
+        let before = snapshot(&app).await;
+        let refused = LOOK_ALIKES.iter().map(|(name, email, _)| (*name, *email))
+            .chain(ADMIN_LOOK_ALIKES.iter().map(|(name, email)| (*name, *email)))
+            .chain(INVISIBLE.iter().copied())
+            .chain(MALFORMED.iter().copied());
+        for (name, email) in refused {
+            for path in [USER_SESSION, ADMIN_SESSION] {
+                let (status, body) = login_at(&app, path, email, PASSWORD).await;
+                let what = format!("POST {path}, {name} {email:?}");
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+                assert_eq!(body, wrong_password[path], "{what}: not the wrong-password answer");
+            }
+        }
+        assert_eq!(snapshot(&app).await, before, "a refused login changed what is stored");
+
+        // Other spellings of a stored address are that address: they log into it, and only
+        // with its password.
+        for (name, email, canonical) in SAME_ADDRESS {
+            let (status, body) = login_at(&app, USER_SESSION, email, PASSWORD).await;
+            assert_eq!(status, StatusCode::OK, "{name} {email:?}: {body}");
+            assert_eq!(body["id"], json!(ids[canonical]), "{name} {email:?}: {body}");
+            assert_eq!(body["email"], *canonical, "{name} {email:?}: {body}");
+            let (status, body) = login_at(&app, USER_SESSION, email, "not-the-password").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} {email:?}: {body}");
+            assert_eq!(body, wrong_password[USER_SESSION], "{name} {email:?}");
+        }
+        for email in ["ａｄｍｉｎ@example.com", "ADMIN＠EXAMPLE.COM"] {
+            let (status, body) = login_at(&app, ADMIN_SESSION, email, PASSWORD).await;
+            assert_eq!(status, StatusCode::OK, "{email:?}: {body}");
+            assert_eq!(body["id"], json!(admin_id), "{email:?}: {body}");
+            assert_eq!(body["is_sys_admin"], true, "{email:?}: {body}");
+        }
+        // Logging in added sessions and login dates; no user was added, removed or renamed.
+        let users = app.db.dump("users").await;
+        assert_eq!(users.len(), before[0].len(), "{users:?}");
+        for (_, email, canonical) in SAME_ADDRESS {
+            assert!(users.iter().any(|row| row.contains(canonical)), "{canonical} gone: {users:?}");
+            if !email.trim().is_ascii() {
+                assert!(!users.iter().any(|row| row.contains(email)), "{email:?} stored: {users:?}");
+            }
+        }
+        let (gone, _) = row_changes(&before[1], &app.db.dump("sessions").await);
+        assert!(gone.is_empty(), "a login changed another session: {gone:?}");
+        assert_eq!(app.db.dump("settings").await, before[2]);
+    }
+
+    async fn registration_folds_other_spellings_and_refuses_invisible_characters(backend) {
+        let config = TestConfig::new()
+            .var("DF_ALLOW_OPEN_REGISTRATION", "true")
+            .var("LOGIN_MAX_FAILURES", "100000")
+            .var("LOGIN_MAX_FAILURES_PER_IP", "100000");
+        let app = spawn_app_with(backend, config).await;
+        for email in [JANE, JANE_ACUTE, KATE, JILL] {
+            app.create_user(email, false).await;
+        }
+        let jane_id = login_id(&app, USER_SESSION, JANE, PASSWORD).await;
+        let (_, wrong_password) = login_at(&app, USER_SESSION, JANE, "not-the-password").await;
+        let before = snapshot(&app).await;
+
+        // Other spellings of a stored address are taken; invisible and control characters are
+        // refused by name; malformed domains are not addresses. With or without ?login=true.
+        for login in [false, true] {
+            for (name, email, _) in SAME_ADDRESS {
+                let (status, body) =
+                    register(&app, json!({ "email": email, "password": OTHER_PASSWORD }), login).await;
+                assert_refused(status, &body, "email", TAKEN, &format!("{name} {email:?}"));
+            }
+            for (name, email) in INVISIBLE {
+                let (status, body) =
+                    register(&app, json!({ "email": email, "password": OTHER_PASSWORD }), login).await;
+                assert_refused(status, &body, "email", FORBIDDEN, &format!("{name} {email:?}"));
+                // The same characters in a username are refused the same way.
+                let (status, body) = register(&app, json!({
+                    "email": "fresh@example.com", "username": email, "password": OTHER_PASSWORD,
+                }), login).await;
+                assert_refused(status, &body, "username", FORBIDDEN_USERNAME,
+                               &format!("username, {name} {email:?}"));
+            }
+            for (name, email) in MALFORMED {
+                let (status, body) =
+                    register(&app, json!({ "email": email, "password": OTHER_PASSWORD }), login).await;
+                assert_refused(status, &body, "email", INVALID, &format!("{name} {email:?}"));
+            }
+        }
+        assert_eq!(snapshot(&app).await, before, "a refused registration changed what is stored");
+
+        // Look-alikes are other addresses: each registers a new user, stored in its folded
+        // form, and touches no one else's row or session.
+        let mut registered = Vec::new();
+        for (name, email, stored) in LOOK_ALIKES {
+            let (status, body) =
+                register(&app, json!({ "email": email, "password": OTHER_PASSWORD }), true).await;
+            assert_eq!(status, StatusCode::OK, "{name} {email:?}: {body}");
+            let token = body["session_token"].as_str().expect("token").to_owned();
+            let (status, me) = status_json(app.get_session(&token).await).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {me}");
+            assert_eq!(me["email"], *stored, "{name} {email:?}: {me}");
+            assert_ne!(me["id"], json!(jane_id), "{name}: registered as jane");
+            registered.push((name, email, me["id"].as_i64().expect("id")));
+        }
+        let after = snapshot(&app).await;
+        for (table, (old, new)) in ["users", "sessions"].iter().zip(before.iter().zip(&after)) {
+            let (gone, added) = row_changes(old, new);
+            assert!(gone.is_empty(), "registration changed {table} rows: {gone:?}");
+            assert_eq!(added.len(), LOOK_ALIKES.len(), "{table}: {added:?}");
+        }
+        assert_eq!(after[2], before[2], "registration changed the settings");
+
+        // jane's password does not open a look-alike (the wrong-password answer); its own
+        // does, and jane is still jane.
+        for (name, email, id) in &registered {
+            let (status, body) = login_at(&app, USER_SESSION, email, PASSWORD).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+            assert_eq!(body, wrong_password, "{name}");
+            assert_eq!(login_id(&app, USER_SESSION, email, OTHER_PASSWORD).await, *id, "{name}");
+        }
+        assert_eq!(login_id(&app, USER_SESSION, JANE, PASSWORD).await, jane_id);
+        let (status, _) = login_at(&app, USER_SESSION, JANE, OTHER_PASSWORD).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    async fn unicode_spellings_of_one_login_count_as_one_account(backend) {
+        // The login throttle's account key is the folded email: other spellings cannot dodge
+        // it, and look-alikes do not lock the real account.
+        let app = spawn_app_with(backend, TestConfig::new().var("LOGIN_MAX_FAILURES", "10")).await;
+        app.create_user(KATE, false).await;
+        app.create_user(JANE, false).await;
+        for email in ["\u{212a}ATE@example.com", "ｋａｔｅ@example.com", "KATE＠example.com",
+                      "\u{3000}kate@example.com", "kate@example.com"] {
+            for _ in 0..2 {
+                let (status, body) = login_at(&app, USER_SESSION, email, "not-the-password").await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{email:?}: {body}");
+            }
+        }
+        let (status, body) = login_at(&app, USER_SESSION, KATE, PASSWORD).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        for email in ["j\u{430}ne@example.com", "ja\u{200b}ne@example.com"] {
+            for _ in 0..6 {
+                login_at(&app, USER_SESSION, email, "not-the-password").await;
+            }
+        }
+        login_id(&app, USER_SESSION, JANE, PASSWORD).await;
+    }
+
+    async fn the_admin_filter_and_the_cli_fold_emails_as_login_does(backend) {
+        let (app, user, admin) = app_with_tokens(backend, TestConfig::new()).await;
+        let cyrillic = LOOK_ALIKES[0].2;
+        app.create_user(cyrillic, false).await;
+        let look_alike = app.login_token(cyrillic, true).await;
+        let jane_sessions = sessions_of(&app, &admin, JANE).await;
+        assert_eq!(jane_sessions, vec![sid(&user)]);
+        let before = snapshot(&app).await;
+
+        for (name, email, canonical) in SAME_ADDRESS {
+            if *canonical == JANE {
+                assert_eq!(sessions_of(&app, &admin, email).await, jane_sessions, "{name}");
+            }
+        }
+        assert_eq!(sessions_of(&app, &admin, cyrillic).await, vec![sid(&look_alike)]);
+        let nobody = LOOK_ALIKES[1..].iter().map(|(name, email, _)| (*name, *email))
+            .chain(INVISIBLE.iter().copied())
+            .chain(MALFORMED.iter().copied());
+        for (name, email) in nobody {
+            assert!(sessions_of(&app, &admin, email).await.is_empty(), "{name} {email:?}");
+        }
+        assert_eq!(snapshot(&app).await, before, "a listing changed what is stored");
+
+        // `tenure user create` folds and refuses exactly as registration does.
+        for (email, message) in [
+            ("ＪＡＮＥ@example.com", TAKEN),
+            ("ja\u{200b}ne@example.com", FORBIDDEN),
+            ("jane@example.com\u{202e}", FORBIDDEN),
+            ("jane@example.com.", INVALID),
+        ] {
+            let output = tenure_cli(&app, &["user", "create", "--email", email, "--password-stdin"],
+                                    OTHER_PASSWORD);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{email:?} was created");
+            assert!(stderr.contains(&format!("email: {message}")), "{email:?}: {stderr}");
+        }
+        assert_eq!(snapshot(&app).await, before, "a refused user create changed what is stored");
+        let output = tenure_cli(&app, &["user", "create", "--email", "\u{212a}ATE@example.com",
+                                        "--password-stdin"], OTHER_PASSWORD);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(&format!("<{KATE}>")), "{stdout}");
+        let (gone, added) = row_changes(&before[0], &app.db.dump("users").await);
+        assert!(gone.is_empty(), "{gone:?}");
+        assert_eq!(added.len(), 1, "{added:?}");
+        login_id(&app, USER_SESSION, KATE, OTHER_PASSWORD).await;
+
+        // `tenure session list --email` finds jane by another spelling, and not the look-alike.
+        let output = tenure_cli(&app, &["session", "list", "--email", "ＪＡＮＥ@example.com"], "");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let listed = String::from_utf8_lossy(&output.stdout);
+        assert!(listed.contains(&sid(&user)), "{listed}");
+        assert!(!listed.contains(&sid(&look_alike)), "{listed}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Algorithm confusion on an EdDSA deployment
+
+/// An HS256 signature over `header` and `claims` keyed with `secret`, whatever `header` says.
+fn hmac_token(header: &Value, claims: &Value, secret: &[u8]) -> String {
+    use ring::hmac;
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let signature = hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(signature.as_ref()))
+}
+
+/// The decoded JOSE header of a token.
+fn jose_header(token: &str) -> Value {
+    let first = token.split('.').next().expect("header");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(first).expect("base64")).expect("json")
+}
+
+/// Tokens carrying `token`'s claims that an EdDSA verifier must refuse, built from nothing but
+/// the published JWKS: HS256 keyed with every encoding of each public key (the classic RS/HS
+/// confusion), with and without the key's `kid`, and `alg: none` in several spellings.
+fn public_key_forgeries(token: &str, jwks: &Value) -> Vec<(String, String)> {
+    use base64::engine::general_purpose::STANDARD;
+    let claims = claims(token);
+    let mut out = Vec::new();
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert!(!keys.is_empty(), "{jwks}");
+    for key in keys {
+        let kid = key["kid"].as_str().expect("kid");
+        let x = key["x"].as_str().expect("x");
+        let raw = URL_SAFE_NO_PAD.decode(x).expect("x is base64url");
+        // SubjectPublicKeyInfo for Ed25519 (RFC 8410), as DER and as PEM.
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        spki.extend_from_slice(&raw);
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(&spki)
+        );
+        let materials: Vec<(&str, Vec<u8>)> = vec![
+            ("the raw public key", raw.clone()),
+            ("x as published", x.as_bytes().to_vec()),
+            ("x in standard base64", STANDARD.encode(&raw).into_bytes()),
+            ("the SPKI DER", spki),
+            ("the PEM", pem.clone().into_bytes()),
+            ("the PEM, trimmed", pem.trim().as_bytes().to_vec()),
+            ("the JWK", key.to_string().into_bytes()),
+            ("the JWKS", jwks.to_string().into_bytes()),
+        ];
+        for (name, material) in materials {
+            for header in [
+                json!({ "alg": "HS256", "typ": "JWT", "kid": kid }),
+                json!({ "alg": "HS256", "typ": "JWT" }),
+            ] {
+                let with_kid = if header.get("kid").is_some() {
+                    "with"
+                } else {
+                    "without"
+                };
+                out.push((
+                    format!("HS256 keyed with {name} of {kid}, {with_kid} kid"),
+                    hmac_token(&header, &claims, &material),
+                ));
+            }
+        }
+    }
+    let real = token.split('.').collect::<Vec<_>>();
+    let kid = jose_header(token)["kid"].clone();
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        for header in [
+            json!({ "alg": alg, "typ": "JWT", "kid": kid }),
+            json!({ "alg": alg }),
+        ] {
+            let encoded = b64(header.to_string().as_bytes());
+            out.push((
+                format!("alg {header}, no signature"),
+                format!("{encoded}.{}.", real[1]),
+            ));
+            out.push((
+                format!("alg {header}, the real signature kept"),
+                format!("{encoded}.{}.{}", real[1], real[2]),
+            ));
+        }
+    }
+    out
+}
+
+both_backends! {
+    async fn an_eddsa_deployment_refuses_hs256_keyed_with_its_public_key_and_alg_none(backend) {
+        let config = TestConfig::new().var("JWT_ALGORITHM", "EdDSA");
+        let (app, user, admin) = app_with_tokens(backend, config).await;
+        assert_eq!(jose_header(&user)["alg"], "EdDSA", "{}", jose_header(&user));
+        // All an attacker has: the published keys.
+        let (status, jwks) = status_json(app.request(Method::GET, "/.well-known/jwks.json")
+            .send().await.expect("jwks")).await;
+        assert_eq!(status, StatusCode::OK, "{jwks}");
+        let before = snapshot(&app).await;
+
+        for (owner, token) in [("user", &user), ("admin", &admin)] {
+            for (name, forged) in public_key_forgeries(token, &jwks) {
+                for (verb, path) in TOKEN_CALLS {
+                    let method = Method::from_bytes(verb.as_bytes()).expect("method");
+                    for source in SOURCES {
+                        let response = with_token(&app, method.clone(), path, &forged, source)
+                            .send()
+                            .await
+                            .expect("request");
+                        let what = format!("{owner} token, {name}, {verb} {path} via {source:?}");
+                        assert_invalid_token(response, &what).await;
+                    }
+                }
+            }
+        }
+
+        assert_eq!(snapshot(&app).await, before, "a forged token changed what is stored");
+        assert_eq!(app.get_session(&user).await.status(), StatusCode::OK);
+        assert_eq!(
+            app.session_call(Method::GET, ADMIN_SESSION, &admin).await.status(),
+            StatusCode::OK
+        );
+    }
 }
