@@ -55,8 +55,10 @@ end
 function done(summary, latency, requests)
    local errors = summary.errors.connect + summary.errors.read + summary.errors.write
       + summary.errors.timeout + summary.errors.status
-   io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d errors=%d\n",
+   local e = summary.errors
+   io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d errors=%d "
+      .. "connect=%d read=%d write=%d status=%d timeout=%d\n",
       summary.requests / (summary.duration / 1e6),
       latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-      summary.requests, errors))
+      summary.requests, errors, e.connect, e.read, e.write, e.status, e.timeout))
 end

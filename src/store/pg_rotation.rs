@@ -152,7 +152,12 @@ async fn rotate_many(
         .bind(rotations.iter().map(|r| r.expected_gen).collect::<Vec<_>>())
         .bind(rotations.iter().map(|r| r.now).collect::<Vec<_>>())
         .bind(rotations.iter().map(|r| r.idle_cutoff).collect::<Vec<_>>())
-        .bind(rotations.iter().map(|r| r.require_admin).collect::<Vec<_>>())
+        .bind(
+            rotations
+                .iter()
+                .map(|r| r.require_admin)
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(pool)
         .await
         .map_err(super::postgres::map_error)?;

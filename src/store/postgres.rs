@@ -6,12 +6,12 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
+use super::pg_rotation::Rotator;
 use super::{
     live_condition, map_common, KeyRow, Liveness, LoginFailures, NewSession, NewUser, Purge,
     Rotation, Session, SessionFilter, SessionLimit, SessionRow, SessionUserRow, SessionWithUser,
     Store, StoreError, StoreResult, Touch, User, SESSION_COLUMNS, USER_COLUMNS,
 };
-use super::pg_rotation::Rotator;
 use crate::clock::UnixTime;
 
 const MAX_CONNECTIONS: u32 = 16;
