@@ -1,8 +1,7 @@
--- tenure's session check (src/store/postgres.rs, session_with_user with a touch that is not
--- due, as for every GET within LAST_SEEN_RESOLUTION of the last write), on a random session.
+-- tenure's session check (src/store/postgres.rs, session_with_user): a key lookup of the
+-- session joined with its user, on a random seeded session. (The last-seen write that follows
+-- at most once per LAST_SEEN_RESOLUTION per session is not part of the check.)
 \set n random(1, :sessions)
-WITH t AS (UPDATE sessions SET last_seen_at = :now WHERE id = md5('bench' || :n)::uuid
-   AND gen = 0 AND revoked_at IS NULL AND last_seen_at < 0)
 SELECT s.id::text AS s_id, s.user_id AS s_user_id, s.forever AS s_forever, s.gen AS s_gen,
     s.rotated_at AS s_rotated_at, s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at,
     s.refresh_until AS s_refresh_until, s.device AS s_device, s.user_agent AS s_user_agent,

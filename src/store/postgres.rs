@@ -241,33 +241,35 @@ impl Store for PostgresStore {
         id: Uuid,
         touch: Option<&Touch>,
     ) -> StoreResult<Option<SessionWithUser>> {
-        let row: Option<SessionUserRow> = match touch {
-            None => sqlx::query_as(&select_joined(
-                "sessions s JOIN users u ON u.id = s.user_id",
-                "WHERE s.id = $1",
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?,
-            // One round trip: the read sees the row as it was before the bump.
-            Some(t) => sqlx::query_as(&format!(
-                "WITH t AS (UPDATE sessions SET last_seen_at = $2 WHERE id = $1 \
-                   AND gen = $3 AND revoked_at IS NULL AND last_seen_at < $4) {}",
-                select_joined(
-                    "sessions s JOIN users u ON u.id = s.user_id",
-                    "WHERE s.id = $1"
+        // A plain key lookup: the check that every request makes costs one read, nothing more.
+        let row: Option<SessionUserRow> = sqlx::query_as(&select_joined(
+            "sessions s JOIN users u ON u.id = s.user_id",
+            "WHERE s.id = $1",
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when it is due.
+        // Its conditions are rechecked by the statement itself.
+        let view: Option<SessionWithUser> = row.map(TryInto::try_into).transpose()?;
+        if let (Some(t), Some(v)) = (touch, &view) {
+            let s = &v.session;
+            if s.gen == t.gen && s.revoked_at.is_none() && s.last_seen_at < t.older_than {
+                sqlx::query(
+                    "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 \
+                       AND gen = $3 AND revoked_at IS NULL AND last_seen_at < $4",
                 )
-            ))
-            .bind(id)
-            .bind(t.now)
-            .bind(t.gen)
-            .bind(t.older_than)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?,
-        };
-        row.map(TryInto::try_into).transpose()
+                .bind(id)
+                .bind(t.now)
+                .bind(t.gen)
+                .bind(t.older_than)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+            }
+        }
+        Ok(view)
     }
 
     async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>> {
