@@ -1,21 +1,35 @@
-//! Argon2id password hashing on a bounded blocking pool.
+//! Argon2id password hashing on a small pool of dedicated, low-priority threads.
 //!
-//! Hashing and verifying cost ~19 MiB and tens of milliseconds each, so they run on
-//! `spawn_blocking` behind a semaphore sized to the cores: a login flood queues here instead of
-//! stalling the async workers that serve refreshes.
+//! Hashing and verifying cost ~19 MiB and tens of milliseconds each. They run on one thread
+//! per core, never on the async workers, so a login flood queues here instead of stalling the
+//! workers that serve refreshes. Three choices keep that cheap (see BENCHMARKS.md):
+//!
+//! - each thread owns its Argon2 memory and reuses it for every hash, so the server's memory is
+//!   one 19 MiB block per core, not one per thread the allocator ever handed a hash to;
+//! - the threads run at a lower scheduling priority (nice 10), so when the cores are busy a
+//!   session check is not queued behind a password hash; with nothing else to do, hashing
+//!   still gets the whole machine;
+//! - a hash whose caller gave up (a client that hung up, a request that timed out) is skipped,
+//!   not computed for nobody.
 
-use std::sync::Arc;
+use std::time::Instant;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
+use argon2::password_hash::{
+    rand_core::OsRng, Output, ParamsString, PasswordHash, PasswordVerifier, Salt, SaltString,
+};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
-use tracing::Instrument;
+use tokio::sync::oneshot;
 
 /// Argon2id parameters from the OWASP recommendation: m=19456 KiB, t=2, p=1.
 const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
+
+/// The hashing threads' niceness: below the async workers (0), above nothing that matters.
+/// Nice 10 weighs a tenth of nice 0 on Linux's scheduler: hashes yield to request handling
+/// when both want a core, and are never starved outright.
+const HASHER_NICENESS_PRIORITY: u8 = 22; // thread-priority's 0..=99 scale; 22 maps to nice 10
 
 /// A hash of a random password with the same parameters, verified when the user does not exist
 /// so that an unknown user costs the same time as a wrong password.
@@ -29,34 +43,46 @@ pub enum PasswordError {
     PoolClosed,
 }
 
-/// Hashes and verifies passwords off the async workers, at most `permits` at a time.
+/// A job for a hashing thread: it gets the thread's reusable Argon2 memory.
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
+/// Hashes and verifies passwords on `threads` dedicated threads. Cloning shares the threads;
+/// they stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct PasswordHasherPool {
-    permits: Arc<Semaphore>,
+    jobs: flume::Sender<Job>,
 }
 
 impl PasswordHasherPool {
-    pub fn new(permits: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+    pub fn new(threads: usize) -> Self {
+        let (jobs, queue) = flume::unbounded::<Job>();
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tenure-argon2-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    let mut scratch = Scratch::default();
+                    while let Ok(job) = queue.recv() {
+                        job(&mut scratch);
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "could not start a password hashing thread");
+            }
         }
+        Self { jobs }
     }
 
-    /// One permit per core: more parallel hashes than cores only adds memory and latency.
+    /// One thread per core: more parallel hashes than cores only adds memory and latency.
     pub fn sized_to_cores() -> Self {
         Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(password.expose_secret().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| PasswordError::Hash(e.to_string()))
-        })
-        .await?
+        self.run(move |scratch| scratch.hash(password.expose_secret().as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when `phc` is `None`
@@ -68,14 +94,9 @@ impl PasswordHasherPool {
     ) -> Result<bool, PasswordError> {
         let known = phc.is_some();
         let matched = self
-            .run(move || {
+            .run(move |scratch| {
                 let phc = phc.as_deref().unwrap_or(DUMMY_HASH);
-                let Ok(parsed) = PasswordHash::new(phc) else {
-                    return false;
-                };
-                argon2()
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
+                scratch.verify(password.expose_secret().as_bytes(), phc)
             })
             .await?;
         Ok(known && matched)
@@ -83,28 +104,125 @@ impl PasswordHasherPool {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Scratch) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        // Queue depth: hashes waiting for a core.
+        // Queue depth: hashes waiting for a thread.
         let queue = metrics::gauge!("tenure_password_hash_queue");
         queue.increment(1.0);
-        let permit = self.permits.acquire().await;
-        queue.decrement(1.0);
-        let _permit = permit.map_err(|_| PasswordError::PoolClosed)?;
-        let started = std::time::Instant::now();
+        let (answer, answered) = oneshot::channel();
         let span = tracing::Span::current();
-        let result = tokio::task::spawn_blocking(move || span.in_scope(work))
-            .instrument(tracing::Span::current())
-            .await
-            .map_err(|_| PasswordError::PoolClosed);
-        metrics::histogram!("tenure_password_hash_seconds").record(started.elapsed().as_secs_f64());
-        result
+        let job: Job = Box::new(move |scratch| {
+            queue.decrement(1.0);
+            if answer.is_closed() {
+                return; // the caller is gone: no work for nobody
+            }
+            let started = Instant::now();
+            let result = span.in_scope(|| work(scratch));
+            metrics::histogram!("tenure_password_hash_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let _ = answer.send(result);
+        });
+        if self.jobs.send(job).is_err() {
+            metrics::gauge!("tenure_password_hash_queue").decrement(1.0);
+            return Err(PasswordError::PoolClosed);
+        }
+        answered.await.map_err(|_| PasswordError::PoolClosed)
     }
 }
 
-fn argon2() -> Argon2<'static> {
+/// Lowers the calling thread's priority; a failure (a platform without niceness) only means
+/// hashes compete with requests as equals.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    let lowered = ThreadPriorityValue::try_from(HASHER_NICENESS_PRIORITY)
+        .map_err(|e| e.to_string())
+        .and_then(|value| {
+            thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(err) = lowered {
+        tracing::debug!(error = %err, "password hashing threads keep the normal priority");
+    }
+}
+
+/// A hashing thread's Argon2 memory, allocated on first use and reused for every hash.
+#[derive(Default)]
+struct Scratch {
+    blocks: Vec<Block>,
+}
+
+impl Scratch {
+    fn memory(&mut self, params: &Params) -> &mut [Block] {
+        let needed = params.block_count();
+        if self.blocks.len() < needed {
+            self.blocks = vec![Block::default(); needed];
+        }
+        &mut self.blocks[..needed]
+    }
+
+    fn hash(&mut self, password: &[u8]) -> Result<String, PasswordError> {
+        let failed = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
+        let params = params();
+        let salt = SaltString::generate(&mut OsRng);
+        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        argon2(params.clone())
+            .hash_password_into_with_memory(password, salt_bytes, &mut out, self.memory(&params))
+            .map_err(|e| failed(&e))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Any Argon2 PHC string verifies; ours (and any that fits our memory) without allocating.
+    fn verify(&mut self, password: &[u8], phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+            Algorithm::try_from(hash.algorithm),
+            Params::try_from(&hash),
+            hash.salt,
+            hash.hash,
+        ) else {
+            return false;
+        };
+        let Ok(version) = hash.version.map_or(Ok(Version::V0x13), Version::try_from) else {
+            return false;
+        };
+        if params.block_count() > MEMORY_KIB as usize {
+            // Stronger than ours (an imported hash): the allocating path, once.
+            return argon2(params).verify_password(password, &hash).is_ok();
+        }
+        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+            return false;
+        };
+        let mut out = [0u8; Output::MAX_LENGTH];
+        let Some(out) = out.get_mut(..expected.len()) else {
+            return false;
+        };
+        let hasher = Argon2::new(algorithm, version, params.clone());
+        hasher
+            .hash_password_into_with_memory(password, salt, out, self.memory(&params))
+            .is_ok()
+            // Output's equality is constant-time.
+            && Output::new(out).is_ok_and(|computed| computed == expected)
+    }
+}
+
+fn params() -> Params {
     // The parameters are constants known to be valid.
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_default();
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_default()
+}
+
+fn argon2(params: Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -128,6 +246,58 @@ mod tests {
             .verify(SecretString::from("wrong"), Some(phc))
             .await
             .unwrap());
+    }
+
+    #[test]
+    fn hashes_from_the_reference_hasher_verify_whatever_their_parameters() {
+        use argon2::password_hash::PasswordHasher;
+        for (m, t, p) in [
+            (MEMORY_KIB, ITERATIONS, PARALLELISM),
+            (8_192, 3, 2),
+            (32_768, 1, 1),
+        ] {
+            let params = Params::new(m, t, p, None).unwrap();
+            let salt = SaltString::generate(&mut OsRng);
+            let phc = argon2(params)
+                .hash_password(b"correct horse", &salt)
+                .unwrap()
+                .to_string();
+            let mut scratch = Scratch::default();
+            assert!(scratch.verify(b"correct horse", &phc), "{phc}");
+            assert!(!scratch.verify(b"correct horsf", &phc), "{phc}");
+        }
+    }
+
+    #[test]
+    fn our_hashes_verify_with_the_reference_verifier() {
+        let phc = Scratch::default().hash(b"correct horse").unwrap();
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(argon2(params())
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        assert!(argon2(params()).verify_password(b"wrong", &parsed).is_err());
+    }
+
+    #[test]
+    fn garbage_hashes_never_match() {
+        let mut scratch = Scratch::default();
+        for phc in ["", "$argon2id$", "plain", "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$",
+                    "$argon2id$v=99$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$6yb5gC2Fw5CKy0vN7a7ox3LqWN0cTSQb9aWnL8Zlq0Y",
+                    "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E"] {
+            assert!(!scratch.verify(b"x", phc), "{phc}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_whose_caller_gave_up_is_skipped() {
+        let pool = PasswordHasherPool::new(1);
+        // Queue several verifies and drop them at once: the thread must skip them, so the
+        // next one answers after about one hash, not five.
+        for _ in 0..5 {
+            let verify = pool.verify(SecretString::from("x"), None);
+            drop(tokio::time::timeout(std::time::Duration::ZERO, verify).await);
+        }
+        assert!(!pool.verify(SecretString::from("x"), None).await.unwrap());
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
+use super::pg_rotation::Rotator;
 use super::{
     live_condition, map_common, KeyRow, Liveness, LoginFailures, NewSession, NewUser, Purge,
     Rotation, Session, SessionFilter, SessionLimit, SessionRow, SessionUserRow, SessionWithUser,
@@ -15,8 +16,43 @@ use crate::clock::UnixTime;
 
 const MAX_CONNECTIONS: u32 = 16;
 
+/// The rotation is this one statement: the WHERE clause is the whole rule, so two racing
+/// refreshes of one token can never both move the counter.
+fn rotate_one_sql() -> String {
+    format!(
+        "WITH s AS (UPDATE sessions SET gen = gen + 1, rotated_at = $3, last_seen_at = $3 \
+           WHERE id = $1 AND gen = $2 AND revoked_at IS NULL \
+             AND (refresh_until IS NULL OR refresh_until >= $3) \
+             AND ($4::BIGINT IS NULL OR last_seen_at >= $4) \
+             AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
+                         AND x.is_active AND (x.is_sys_admin OR NOT $5)) \
+           RETURNING *) {}",
+        select_joined("s JOIN users u ON u.id = s.user_id", "")
+    )
+}
+
+/// The same rule for many sessions at once (distinct ids), each row with its own parameters.
+fn rotate_many_sql() -> String {
+    format!(
+        "WITH i AS (SELECT * FROM unnest($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+                                        $5::BOOLEAN[]) \
+                    AS i(id, expected_gen, now, idle_cutoff, require_admin)), \
+         s AS (UPDATE sessions SET gen = sessions.gen + 1, rotated_at = i.now, last_seen_at = i.now \
+           FROM i \
+           WHERE sessions.id = i.id AND sessions.gen = i.expected_gen \
+             AND sessions.revoked_at IS NULL \
+             AND (sessions.refresh_until IS NULL OR sessions.refresh_until >= i.now) \
+             AND (i.idle_cutoff IS NULL OR sessions.last_seen_at >= i.idle_cutoff) \
+             AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
+                         AND x.is_active AND (x.is_sys_admin OR NOT i.require_admin)) \
+           RETURNING sessions.*) {}",
+        select_joined("s JOIN users u ON u.id = s.user_id", "")
+    )
+}
+
 pub struct PostgresStore {
     pool: PgPool,
+    rotator: Rotator,
 }
 
 impl PostgresStore {
@@ -27,11 +63,12 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(map_error)?;
-        Ok(Self { pool })
+        let rotator = Rotator::start(pool.clone(), rotate_one_sql(), rotate_many_sql());
+        Ok(Self { pool, rotator })
     }
 }
 
-fn map_error(err: sqlx::Error) -> StoreError {
+pub(super) fn map_error(err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &err {
         match db.constraint() {
             Some("users_email_key") => return StoreError::Conflict("users_email_key"),
@@ -214,33 +251,35 @@ impl Store for PostgresStore {
         id: Uuid,
         touch: Option<&Touch>,
     ) -> StoreResult<Option<SessionWithUser>> {
-        let row: Option<SessionUserRow> = match touch {
-            None => sqlx::query_as(&select_joined(
-                "sessions s JOIN users u ON u.id = s.user_id",
-                "WHERE s.id = $1",
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?,
-            // One round trip: the read sees the row as it was before the bump.
-            Some(t) => sqlx::query_as(&format!(
-                "WITH t AS (UPDATE sessions SET last_seen_at = $2 WHERE id = $1 \
-                   AND gen = $3 AND revoked_at IS NULL AND last_seen_at < $4) {}",
-                select_joined(
-                    "sessions s JOIN users u ON u.id = s.user_id",
-                    "WHERE s.id = $1"
+        // A plain key lookup: the check that every request makes costs one read, nothing more.
+        let row: Option<SessionUserRow> = sqlx::query_as(&select_joined(
+            "sessions s JOIN users u ON u.id = s.user_id",
+            "WHERE s.id = $1",
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when it is due.
+        // Its conditions are rechecked by the statement itself.
+        let view: Option<SessionWithUser> = row.map(TryInto::try_into).transpose()?;
+        if let (Some(t), Some(v)) = (touch, &view) {
+            let s = &v.session;
+            if s.gen == t.gen && s.revoked_at.is_none() && s.last_seen_at < t.older_than {
+                sqlx::query(
+                    "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 \
+                       AND gen = $3 AND revoked_at IS NULL AND last_seen_at < $4",
                 )
-            ))
-            .bind(id)
-            .bind(t.now)
-            .bind(t.gen)
-            .bind(t.older_than)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?,
-        };
-        row.map(TryInto::try_into).transpose()
+                .bind(id)
+                .bind(t.now)
+                .bind(t.gen)
+                .bind(t.older_than)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+            }
+        }
+        Ok(view)
     }
 
     async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>> {
@@ -504,28 +543,8 @@ impl Store for PostgresStore {
     }
 
     async fn rotate_session(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
-        // The rotation is this one statement: the WHERE clause is the whole rule, so two
-        // racing refreshes of one token can never both move the counter.
-        let sql = format!(
-            "WITH s AS (UPDATE sessions SET gen = gen + 1, rotated_at = $3, last_seen_at = $3 \
-               WHERE id = $1 AND gen = $2 AND revoked_at IS NULL \
-                 AND (refresh_until IS NULL OR refresh_until >= $3) \
-                 AND ($4::BIGINT IS NULL OR last_seen_at >= $4) \
-                 AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
-                             AND x.is_active AND (x.is_sys_admin OR NOT $5)) \
-               RETURNING *) {}",
-            select_joined("s JOIN users u ON u.id = s.user_id", "")
-        );
-        let row: Option<SessionUserRow> = sqlx::query_as(&sql)
-            .bind(r.session_id)
-            .bind(r.expected_gen)
-            .bind(r.now)
-            .bind(r.idle_cutoff)
-            .bind(r.require_admin)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_error)?;
-        row.map(TryInto::try_into).transpose()
+        // Coalesced with concurrent refreshes into one statement and one commit.
+        self.rotator.rotate(r).await
     }
 
     async fn revoke_session(

@@ -280,4 +280,64 @@ both_backends! {
         }
         assert!(!stored.contains(PASSWORD), "the password is stored");
     }
+
+    async fn a_burst_of_refreshes_of_many_sessions_keeps_every_rule_per_session(backend) {
+        // On PostgreSQL concurrent refreshes are coalesced into shared statements: one batch
+        // mixes good tokens with a replayed one and a logged-out one, and each answer must be
+        // the one that session alone would get.
+        let app = app_with_user(backend, TestConfig::new()).await;
+        let mut tokens = Vec::new();
+        for _ in 0..40 {
+            tokens.push(app.login_token(EMAIL, true).await);
+        }
+        let replayed = tokens[0].clone();
+        let successor = app.refresh_token(&replayed).await;
+        let logged_out = tokens[1].clone();
+        assert_eq!(app.logout(&logged_out).await.status(), StatusCode::OK);
+        app.clock.advance(11); // past the reuse grace: presenting `replayed` is reuse
+
+        for round in 0..3 {
+            let burst: Vec<String> = if round == 0 { tokens.clone() } else { tokens[2..].to_vec() };
+            let tasks: Vec<_> = burst
+                .iter()
+                .map(|token| {
+                    let (client, url, token) =
+                        (app.client.clone(), app.url("/api/v2/user/session"), token.clone());
+                    tokio::spawn(async move {
+                        let response = client.put(url).bearer_auth(&token).send().await.unwrap();
+                        (token, status_json(response).await)
+                    })
+                })
+                .collect();
+            let mut next = Vec::new();
+            for task in tasks {
+                let (token, (status, body)) = task.await.unwrap();
+                if token == replayed {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+                    assert_eq!(body["error"]["context"]["reason"], json!("token_reuse"), "{body}");
+                } else if token == logged_out {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+                    assert_eq!(body["error"]["context"]["reason"], json!("logged_out"), "{body}");
+                } else {
+                    assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+                    let new = body["session_token"].as_str().unwrap().to_owned();
+                    assert_eq!(claims(&new)["sid"], claims(&token)["sid"]);
+                    assert_eq!(gen(&new), gen(&token) + 1, "one rotation per refresh");
+                    next.push(new);
+                }
+            }
+            assert_eq!(next.len(), 38, "round {round}");
+            for token in &next {
+                assert_eq!(app.get_session(token).await.status(), StatusCode::OK);
+            }
+            app.clock.advance(11);
+            for token in &tokens[2..] {
+                assert_eq!(app.get_session(token).await.status(), StatusCode::FORBIDDEN);
+            }
+            tokens.truncate(2);
+            tokens.extend(next);
+        }
+        // The reuse ended the replayed session, its successor included.
+        assert_eq!(app.get_session(&successor).await.status(), StatusCode::FORBIDDEN);
+    }
 }
