@@ -60,6 +60,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(acquire_timeout)
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(map_error)?;
@@ -75,7 +76,7 @@ pub(super) fn map_error(err: sqlx::Error) -> StoreError {
             Some("users_username_key") => return StoreError::Conflict("users_username_key"),
             _ => {}
         }
-        if db.code().as_deref().is_some_and(is_outage) {
+        if db.code().as_deref().is_some_and(is_transient) {
             return StoreError::Unavailable(err.to_string());
         }
     }
@@ -87,6 +88,17 @@ pub(super) fn map_error(err: sqlx::Error) -> StoreError {
 /// fast shutdown, a crash of another backend and a starting or stopping server answer.
 fn is_outage(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// Outages, and the two answers with which PostgreSQL rolls a transaction back for trying again
+/// (40P01 deadlock detected, 40001 serialization failure): the client should retry, so a 503.
+fn is_transient(code: &str) -> bool {
+    is_outage(code) || matches!(code, "40P01" | "40001")
+}
+
+/// The statement lost a deadlock and was rolled back whole.
+pub(super) fn is_deadlock(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("40P01"))
 }
 
 const SESSION_ID: &str = "s.id::text AS s_id";

@@ -340,4 +340,167 @@ both_backends! {
         // The reuse ended the replayed session, its successor included.
         assert_eq!(app.get_session(&successor).await.status(), StatusCode::FORBIDDEN);
     }
+
+    async fn a_global_logout_racing_bursts_of_refreshes_never_fails_and_leaves_nothing_usable(backend) {
+        // A coalesced rotation locks many of one user's rows while a global logout locks them
+        // all, each in its own order: PostgreSQL may roll one back as a deadlock. Neither may
+        // answer a 500, and afterwards no token of the user works.
+        let app = app_with_user(backend, TestConfig::new()).await;
+        for round in 0..6 {
+            let mut tokens = Vec::new();
+            for _ in 0..30 {
+                tokens.push(app.login_token(EMAIL, true).await);
+            }
+            let mut tasks: Vec<_> = tokens
+                .iter()
+                .map(|token| {
+                    let (client, url, token) =
+                        (app.client.clone(), app.url("/api/v2/user/session"), token.clone());
+                    tokio::spawn(async move {
+                        let response = client.put(url).bearer_auth(&token).send().await.unwrap();
+                        ("refresh", status_json(response).await)
+                    })
+                })
+                .collect();
+            let (client, url, token) = (
+                app.client.clone(),
+                app.url("/api/v2/user/session?scope=global"),
+                tokens[round].clone(),
+            );
+            tasks.insert(
+                15,
+                tokio::spawn(async move {
+                    let response = client.delete(url).bearer_auth(&token).send().await.unwrap();
+                    ("logout", status_json(response).await)
+                }),
+            );
+            let mut minted = Vec::new();
+            let mut logged_out = false;
+            for task in tasks {
+                let (what, (status, body)) = task.await.unwrap();
+                assert!(
+                    [StatusCode::OK, StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN]
+                        .contains(&status)
+                        || status == StatusCode::SERVICE_UNAVAILABLE,
+                    "round {round}, {what}: {status} {body}"
+                );
+                if status == StatusCode::OK {
+                    match what {
+                        "logout" => logged_out = true,
+                        _ => minted.push(body["session_token"].as_str().unwrap().to_owned()),
+                    }
+                }
+            }
+            if !logged_out {
+                // A logout that lost a deadlock said 503: the client tries again.
+                let again = app
+                    .client
+                    .delete(app.url("/api/v2/user/session?scope=global"))
+                    .bearer_auth(minted.first().unwrap_or(&tokens[round]))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(again.status(), StatusCode::OK, "round {round}");
+            }
+            for token in tokens.iter().chain(&minted) {
+                let status = app.get_session(token).await.status();
+                assert!(
+                    status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+                    "round {round}: a token outlived the global logout ({status})"
+                );
+                let response = app
+                    .client
+                    .put(app.url("/api/v2/user/session"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_ne!(response.status(), StatusCode::OK, "round {round}");
+            }
+        }
+    }
+}
+
+/// A coalesced rotation that loses a deadlock is run again: its refreshes succeed, never a 500
+/// or a 503. The deadlock is made on purpose: another transaction holds one session's row while
+/// the batch holds a second one, then asks for that second row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_loses_a_deadlock_is_run_again() {
+    use sqlx::Connection;
+    let app = app_with_user(Backend::Postgres, TestConfig::new()).await;
+    let tokens: Vec<String> = logins(&app, 3).await;
+    let sids: Vec<String> = tokens
+        .iter()
+        .map(|t| claims(t)["sid"].as_str().unwrap().to_owned())
+        .collect();
+    let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let lock = |sid: &str| format!("SELECT 1 FROM sessions WHERE id = '{sid}' FOR UPDATE");
+    // Holds the third session for good, the first one only until the batch is queued.
+    sqlx::query(&lock(&sids[2]))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SAVEPOINT first")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(&lock(&sids[0]))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let put = |token: &str| {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/v2/user/session"),
+            token.to_owned(),
+        );
+        tokio::spawn(async move {
+            status_json(client.put(url).bearer_auth(&token).send().await.unwrap()).await
+        })
+    };
+    // The first refresh runs alone and waits for its row; the other two queue behind it and
+    // become one batch.
+    let first = put(&tokens[0]);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let batch = [put(&tokens[1]), put(&tokens[2])];
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Lets the first refresh finish; the batch then locks the second row and waits for the third.
+    sqlx::query("ROLLBACK TO SAVEPOINT first")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Now ask for the second row: each waits for the other, and PostgreSQL ends the batch's
+    // statement, which has waited longer.
+    sqlx::query(&format!(
+        "UPDATE sessions SET device = device WHERE id = '{}'",
+        sids[1]
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (task, token) in batch.into_iter().zip(&tokens[1..]) {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the batch was not run again: {body}"
+        );
+        let new = body["session_token"].as_str().unwrap();
+        assert_eq!(gen(new), gen(token) + 1, "one rotation, not two");
+    }
+}
+
+async fn logins(app: &TestApp, n: usize) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        tokens.push(app.login_token(EMAIL, true).await);
+    }
+    tokens
 }
