@@ -60,6 +60,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(acquire_timeout)
+            // No ping before every query (a round trip per request): a connection the server
+            // dropped fails its query with a connection error, which is a 503, and is replaced.
             .test_before_acquire(false)
             .connect(url)
             .await
