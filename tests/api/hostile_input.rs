@@ -166,11 +166,22 @@ fn forgeries(token: &str, secret: &[u8]) -> Vec<(String, String)> {
             b"not-the-server-secret-not-the-server-secret",
         ),
     ));
-    // Other algorithms: the header swapped, and really signed with the server's own secret.
+    // Other algorithms: the header swapped, and really signed with the server's own secret,
+    // both without a kid and naming the real key's kid (so the key is found and only the
+    // algorithm is wrong).
+    let kid = jsonwebtoken::decode_header(token)
+        .expect("header")
+        .kid
+        .expect("kid");
     for alg in ["HS512", "RS256", "ES256", "EdDSA"] {
         let swapped = b64(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#).as_bytes());
         out.push((
             format!("{alg} header"),
+            format!("{swapped}.{payload}.{signature}"),
+        ));
+        let swapped = b64(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#).as_bytes());
+        out.push((
+            format!("{alg} header with the real kid"),
             format!("{swapped}.{payload}.{signature}"),
         ));
     }
@@ -178,6 +189,13 @@ fn forgeries(token: &str, secret: &[u8]) -> Vec<(String, String)> {
         out.push((
             format!("{alg:?} signed with the server secret"),
             sign(alg, &original, secret),
+        ));
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.clone());
+        out.push((
+            format!("{alg:?} signed with the server secret, naming the real kid"),
+            jsonwebtoken::encode(&header, &original, &EncodingKey::from_secret(secret))
+                .expect("sign"),
         ));
     }
     // Structure broken.
