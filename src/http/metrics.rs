@@ -27,7 +27,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 ///
 /// The recorder keeps every histogram sample until it is folded in, which happens on a scrape
 /// or on upkeep. `install_recorder` starts no upkeep, so without it a server nobody scrapes
-/// grows by every request's samples (the soak in RELIABILITY.md found ~5 MiB a minute at
+/// grows by every request's samples (the soak in RELIABILITY.md found ~4 MiB a minute at
 /// 5k requests/s). A small thread runs the upkeep.
 pub fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
