@@ -290,14 +290,39 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_whose_caller_gave_up_is_skipped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
         let pool = PasswordHasherPool::new(1);
-        // Queue several verifies and drop them at once: the thread must skip them, so the
-        // next one answers after about one hash, not five.
+        // The one thread is held busy while five jobs are queued and their callers give up
+        // (a zero timeout polls each once, which queues it, then drops it).
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move |_| {
+                    let _ = started.send(());
+                    held.recv().is_ok()
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
         for _ in 0..5 {
-            let verify = pool.verify(SecretString::from("x"), None);
-            drop(tokio::time::timeout(std::time::Duration::ZERO, verify).await);
+            let ran = Arc::clone(&ran);
+            let job = pool.run(move |_| ran.fetch_add(1, Ordering::SeqCst));
+            drop(tokio::time::timeout(std::time::Duration::ZERO, job).await);
         }
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        // A job queued after them runs after them: by then every abandoned one was skipped.
         assert!(!pool.verify(SecretString::from("x"), None).await.unwrap());
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "abandoned jobs were computed"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
--- tenure's refresh statement (src/store/postgres.rs, rotate_session), on a random seeded
--- session. The one difference: pgbench cannot know each row's gen, so `gen = $2` is left out.
+-- tenure's refresh statement for one session (src/store/pg_rotation.rs, rotate_one_sql), on a
+-- random seeded session. The one difference: pgbench cannot know each row's gen, so
+-- `gen = $2` is left out.
 \set n random(1, :sessions)
 WITH s AS (UPDATE sessions SET gen = gen + 1, rotated_at = :now, last_seen_at = :now
    WHERE id = md5('bench' || :n)::uuid AND revoked_at IS NULL

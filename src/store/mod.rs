@@ -113,6 +113,16 @@ pub struct Touch {
     pub older_than: UnixTime,
 }
 
+impl Touch {
+    /// Whether `session`, as just read, needs the write: live, at the token's `gen`, and last
+    /// seen before `older_than`. The write's own WHERE clause checks the same again.
+    pub fn is_due(&self, session: &Session) -> bool {
+        session.gen == self.gen
+            && session.revoked_at.is_none()
+            && session.last_seen_at < self.older_than
+    }
+}
+
 /// A page of the administrators' session listing, newest first.
 #[derive(Debug, Clone)]
 pub struct SessionFilter {
@@ -169,7 +179,7 @@ pub struct Rotation {
     pub require_admin: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint, by name (`users_email_key`, `users_username_key`).
     #[error("conflict on {0}")]

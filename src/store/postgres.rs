@@ -16,40 +16,6 @@ use crate::clock::UnixTime;
 
 const MAX_CONNECTIONS: u32 = 16;
 
-/// The rotation is this one statement: the WHERE clause is the whole rule, so two racing
-/// refreshes of one token can never both move the counter.
-fn rotate_one_sql() -> String {
-    format!(
-        "WITH s AS (UPDATE sessions SET gen = gen + 1, rotated_at = $3, last_seen_at = $3 \
-           WHERE id = $1 AND gen = $2 AND revoked_at IS NULL \
-             AND (refresh_until IS NULL OR refresh_until >= $3) \
-             AND ($4::BIGINT IS NULL OR last_seen_at >= $4) \
-             AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
-                         AND x.is_active AND (x.is_sys_admin OR NOT $5)) \
-           RETURNING *) {}",
-        select_joined("s JOIN users u ON u.id = s.user_id", "")
-    )
-}
-
-/// The same rule for many sessions at once (distinct ids), each row with its own parameters.
-fn rotate_many_sql() -> String {
-    format!(
-        "WITH i AS (SELECT * FROM unnest($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-                                        $5::BOOLEAN[]) \
-                    AS i(id, expected_gen, now, idle_cutoff, require_admin)), \
-         s AS (UPDATE sessions SET gen = sessions.gen + 1, rotated_at = i.now, last_seen_at = i.now \
-           FROM i \
-           WHERE sessions.id = i.id AND sessions.gen = i.expected_gen \
-             AND sessions.revoked_at IS NULL \
-             AND (sessions.refresh_until IS NULL OR sessions.refresh_until >= i.now) \
-             AND (i.idle_cutoff IS NULL OR sessions.last_seen_at >= i.idle_cutoff) \
-             AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
-                         AND x.is_active AND (x.is_sys_admin OR NOT i.require_admin)) \
-           RETURNING sessions.*) {}",
-        select_joined("s JOIN users u ON u.id = s.user_id", "")
-    )
-}
-
 pub struct PostgresStore {
     pool: PgPool,
     rotator: Rotator,
@@ -66,7 +32,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(map_error)?;
-        let rotator = Rotator::start(pool.clone(), rotate_one_sql(), rotate_many_sql());
+        let rotator = Rotator::start(pool.clone());
         Ok(Self { pool, rotator })
     }
 }
@@ -105,7 +71,7 @@ pub(super) fn is_deadlock(err: &sqlx::Error) -> bool {
 
 const SESSION_ID: &str = "s.id::text AS s_id";
 
-fn select_joined(from: &str, filter: &str) -> String {
+pub(super) fn select_joined(from: &str, filter: &str) -> String {
     format!("SELECT {SESSION_ID}, {SESSION_COLUMNS}, {USER_COLUMNS} FROM {from} {filter}")
 }
 
@@ -275,11 +241,9 @@ impl Store for PostgresStore {
         .await
         .map_err(map_error)?;
         // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when it is due.
-        // Its conditions are rechecked by the statement itself.
         let view: Option<SessionWithUser> = row.map(TryInto::try_into).transpose()?;
         if let (Some(t), Some(v)) = (touch, &view) {
-            let s = &v.session;
-            if s.gen == t.gen && s.revoked_at.is_none() && s.last_seen_at < t.older_than {
+            if t.is_due(&v.session) {
                 sqlx::query(
                     "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 \
                        AND gen = $3 AND revoked_at IS NULL AND last_seen_at < $4",

@@ -233,12 +233,10 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_error)?;
-        // Only a live session at the token's gen whose last_seen_at is old enough is written.
-        if let (Some(t), Some(r)) = (touch, &row) {
-            if r.session.s_gen == t.gen
-                && r.session.s_revoked_at.is_none()
-                && r.session.s_last_seen_at < t.older_than
-            {
+        let view: Option<SessionWithUser> = row.map(TryInto::try_into).transpose()?;
+        // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when it is due.
+        if let (Some(t), Some(v)) = (touch, &view) {
+            if t.is_due(&v.session) {
                 sqlx::query(
                     "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND gen = ?3 \
                      AND revoked_at IS NULL AND last_seen_at < ?4",
@@ -252,7 +250,7 @@ impl Store for SqliteStore {
                 .map_err(map_error)?;
             }
         }
-        row.map(TryInto::try_into).transpose()
+        Ok(view)
     }
 
     async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>> {
