@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
+use super::pg_lookup::Lookups;
 use super::pg_rotation::Rotator;
 use super::{
     live_condition, map_common, KeyRow, Liveness, LoginFailures, NewSession, NewUser, Purge,
@@ -19,6 +20,7 @@ const MAX_CONNECTIONS: u32 = 16;
 pub struct PostgresStore {
     pool: PgPool,
     rotator: Rotator,
+    lookups: Lookups,
 }
 
 impl PostgresStore {
@@ -33,7 +35,12 @@ impl PostgresStore {
             .await
             .map_err(map_error)?;
         let rotator = Rotator::start(pool.clone());
-        Ok(Self { pool, rotator })
+        let lookups = Lookups::start(pool.clone(), acquire_timeout);
+        Ok(Self {
+            pool,
+            rotator,
+            lookups,
+        })
     }
 }
 
@@ -231,17 +238,9 @@ impl Store for PostgresStore {
         id: Uuid,
         touch: Option<&Touch>,
     ) -> StoreResult<Option<SessionWithUser>> {
-        // A plain key lookup: the check that every request makes costs one read, nothing more.
-        let row: Option<SessionUserRow> = sqlx::query_as(&select_joined(
-            "sessions s JOIN users u ON u.id = s.user_id",
-            "WHERE s.id = $1",
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
+        // A key lookup, coalesced with the checks that arrive with it (pg_lookup.rs).
+        let view = self.lookups.session_with_user(id).await?;
         // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when it is due.
-        let view: Option<SessionWithUser> = row.map(TryInto::try_into).transpose()?;
         if let (Some(t), Some(v)) = (touch, &view) {
             if t.is_due(&v.session) {
                 sqlx::query(

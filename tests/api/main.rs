@@ -7,6 +7,7 @@ mod helpers;
 
 mod admin;
 mod browser;
+mod checks;
 mod devices;
 mod environment;
 mod faults;

@@ -1,0 +1,129 @@
+//! Coalesced session checks on PostgreSQL.
+//!
+//! Every authenticated request reads its session and user: one key lookup. Sent one by one,
+//! each lookup costs a round trip, and on the database's side a wake-up of a backend process
+//! and a statement of its own; under load those wake-ups, not the lookups, take the cores
+//! (BENCHMARKS.md). So checks that arrive while others are in flight are coalesced: one
+//! lookup task takes every check waiting for it and reads all their sessions in one statement
+//! (`WHERE s.id = ANY($1)`), one round trip.
+//!
+//! Nothing about freshness changes. A check's statement is sent after the check arrived, so it
+//! sees every logout, revocation and deactivation committed before the request did, on every
+//! replica, exactly as a statement of its own would. There is no cache. A lone check runs at
+//! once as the one-row statement, so coalescing never adds waiting.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::postgres::{map_error, select_joined};
+use super::{SessionUserRow, SessionWithUser, StoreError, StoreResult};
+
+/// The most sessions read by one statement.
+const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<StoreResult<Option<SessionWithUser>>>;
+
+pub struct Lookups {
+    requests: mpsc::UnboundedSender<(Uuid, Reply)>,
+}
+
+impl Lookups {
+    /// Starts the lookup task; it stops when this is dropped. A statement that has not
+    /// answered within `stall` (a lock held on the table, a connection that went silent) is
+    /// abandoned and its checks answer `Unavailable`, so one stuck statement never holds up
+    /// the checks behind it for longer than that.
+    pub fn start(pool: PgPool, stall: Duration) -> Self {
+        let (requests, receive) = mpsc::unbounded_channel();
+        tokio::spawn(look_up_batches(pool, stall, receive));
+        Self { requests }
+    }
+
+    pub async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send((id, reply))
+            .map_err(|_| StoreError::Other("the lookup task stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other("the lookup task dropped a request".into()))?
+    }
+}
+
+async fn look_up_batches(
+    pool: PgPool,
+    stall: Duration,
+    mut receive: mpsc::UnboundedReceiver<(Uuid, Reply)>,
+) {
+    let one = select_joined(
+        "sessions s JOIN users u ON u.id = s.user_id",
+        "WHERE s.id = $1",
+    );
+    let many = select_joined(
+        "sessions s JOIN users u ON u.id = s.user_id",
+        "WHERE s.id = ANY($1)",
+    );
+    let mut batch: Vec<(Uuid, Reply)> = Vec::new();
+    while let Some(first) = receive.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receive.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        // Callers that gave up (a timed-out request) need no lookup.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        let rows = match batch.as_slice() {
+            [] => continue,
+            [(id, _)] => {
+                let query = sqlx::query_as::<_, SessionUserRow>(&one).bind(id);
+                within(stall, query.fetch_optional(&pool))
+                    .await
+                    .map(|row| row.into_iter().collect())
+            }
+            requests => {
+                metrics::histogram!("tenure_check_batch_size").record(requests.len() as f64);
+                let ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
+                let query = sqlx::query_as::<_, SessionUserRow>(&many).bind(ids);
+                within(stall, query.fetch_all(&pool)).await
+            }
+        };
+        match rows.and_then(index) {
+            Ok(found) => {
+                for (id, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(found.get(&id).cloned()));
+                }
+            }
+            Err(err) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn within<T>(
+    stall: Duration,
+    query: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> StoreResult<T> {
+    match tokio::time::timeout(stall, query).await {
+        Ok(result) => result.map_err(map_error),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "a session lookup took longer than {stall:?}"
+        ))),
+    }
+}
+
+fn index(rows: Vec<SessionUserRow>) -> StoreResult<HashMap<Uuid, SessionWithUser>> {
+    rows.into_iter()
+        .map(|row| {
+            let view = SessionWithUser::try_from(row)?;
+            Ok((view.session.id, view))
+        })
+        .collect()
+}
