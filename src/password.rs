@@ -9,10 +9,19 @@
 //! - the threads run at a lower scheduling priority (nice 10), so when the cores are busy a
 //!   session check is not queued behind a password hash; with nothing else to do, hashing
 //!   still gets the whole machine;
+//! - while requests other than logins are being served (session checks, refreshes), one core is
+//!   kept free of hashing: the last thread (the spare) takes a hash only after
+//!   [`SPARE_QUIET`] without such a request. Even at the lowest priority, a busy loop on every
+//!   core multiplies a check's p99 by five to ten on a two-core machine, and one core left free
+//!   of it keeps the p99 of checks under a login flood within a few milliseconds
+//!   (BENCHMARKS.md). Logins alone still get every core; on a one-core machine the one thread
+//!   always hashes;
 //! - a hash whose caller gave up (a client that hung up, a request that timed out) is skipped,
 //!   not computed for nobody.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{
     rand_core::OsRng, Output, ParamsString, PasswordHash, PasswordVerifier, Salt, SaltString,
@@ -30,6 +39,13 @@ const PARALLELISM: u32 = 1;
 /// Nice 10 weighs a tenth of nice 0 on Linux's scheduler: hashes yield to request handling
 /// when both want a core, and are never starved outright.
 const HASHER_NICENESS_PRIORITY: u8 = 22; // thread-priority's 0..=99 scale; 22 maps to nice 10
+
+/// How long after the last request other than a login the spare hashing thread stays off the
+/// cores.
+const SPARE_QUIET: Duration = Duration::from_millis(100);
+/// How often an idle spare thread looks again whether requests came (a hash it has taken is
+/// run even if one arrives meanwhile).
+const SPARE_POLL: Duration = Duration::from_millis(20);
 
 /// A hash of a random password with the same parameters, verified when the user does not exist
 /// so that an unknown user costs the same time as a wrong password.
@@ -51,27 +67,42 @@ type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 #[derive(Clone)]
 pub struct PasswordHasherPool {
     jobs: flume::Sender<Job>,
+    requests: Arc<RequestClock>,
 }
 
 impl PasswordHasherPool {
     pub fn new(threads: usize) -> Self {
         let (jobs, queue) = flume::unbounded::<Job>();
-        for i in 0..threads.max(1) {
+        let requests = Arc::new(RequestClock::new());
+        let threads = threads.max(1);
+        for i in 0..threads {
             let queue = queue.clone();
+            let spare = (threads > 1 && i == threads - 1).then(|| requests.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("tenure-argon2-{i}"))
                 .spawn(move || {
                     lower_priority();
                     let mut scratch = Scratch::default();
-                    while let Ok(job) = queue.recv() {
-                        job(&mut scratch);
+                    match spare {
+                        None => {
+                            while let Ok(job) = queue.recv() {
+                                job(&mut scratch);
+                            }
+                        }
+                        Some(requests) => run_spare(&queue, &requests, &mut scratch),
                     }
                 });
             if let Err(err) = spawned {
                 tracing::error!(error = %err, "could not start a password hashing thread");
             }
         }
-        Self { jobs }
+        Self { jobs, requests }
+    }
+
+    /// Says that a request other than a login is being served: the spare hashing thread keeps
+    /// off the cores until [`SPARE_QUIET`] passes without another.
+    pub fn note_request(&self) {
+        self.requests.note();
     }
 
     /// One thread per core: more parallel hashes than cores only adds memory and latency.
@@ -127,6 +158,59 @@ impl PasswordHasherPool {
             return Err(PasswordError::PoolClosed);
         }
         answered.await.map_err(|_| PasswordError::PoolClosed)
+    }
+}
+
+/// The spare thread: hashes only while no request other than a login has come for
+/// [`SPARE_QUIET`].
+fn run_spare(queue: &flume::Receiver<Job>, requests: &RequestClock, scratch: &mut Scratch) {
+    loop {
+        let busy = requests.busy_for(SPARE_QUIET);
+        if !busy.is_zero() {
+            std::thread::sleep(busy);
+            continue;
+        }
+        match queue.recv_timeout(SPARE_POLL) {
+            Ok(job) => job(scratch),
+            Err(flume::RecvTimeoutError::Timeout) => {}
+            Err(flume::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// When a request other than a login last came, in milliseconds since the pool started.
+struct RequestClock {
+    started: Instant,
+    /// Milliseconds since `started`, plus one; zero means never.
+    last: AtomicU64,
+}
+
+impl RequestClock {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn note(&self) {
+        self.last
+            .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// How much longer the last request keeps the spare thread off: zero when `quiet` has
+    /// passed since (or no request ever came).
+    fn busy_for(&self, quiet: Duration) -> Duration {
+        let last = self.last.load(Ordering::Relaxed);
+        if last == 0 {
+            return Duration::ZERO;
+        }
+        let until = (last - 1).saturating_add(u64::try_from(quiet.as_millis()).unwrap_or(0));
+        Duration::from_millis(until.saturating_sub(self.now_ms()))
     }
 }
 
@@ -323,6 +407,73 @@ mod tests {
             0,
             "abandoned jobs were computed"
         );
+    }
+
+    /// Runs `jobs` jobs of 30 ms at once on `pool` and answers the names of the threads that
+    /// ran them, while `requests` says whether requests keep coming meanwhile (every 5 ms).
+    async fn threads_used(pool: &PasswordHasherPool, jobs: usize, requests: bool) -> Vec<String> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let noter = {
+            let (pool, stop) = (pool.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while requests && !stop.load(Ordering::Relaxed) {
+                    pool.note_request();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        if requests {
+            std::thread::sleep(Duration::from_millis(20)); // the first request has come
+        }
+        // Spawned, so that every job is queued at once.
+        let runs: Vec<_> = (0..jobs)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.run(|_| {
+                        std::thread::sleep(Duration::from_millis(30));
+                        std::thread::current().name().unwrap_or_default().to_owned()
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut names = Vec::new();
+        for run in runs {
+            let name = tokio::time::timeout(Duration::from_secs(20), run)
+                .await
+                .expect("the job finished");
+            names.push(name.unwrap().unwrap());
+        }
+        stop.store(true, Ordering::Relaxed);
+        noter.join().unwrap();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_spare_thread_hashes_only_when_no_request_is_coming() {
+        let pool = PasswordHasherPool::new(2);
+        // Logins alone: both threads hash.
+        assert_eq!(
+            threads_used(&pool, 8, false).await,
+            ["tenure-argon2-0", "tenure-argon2-1"]
+        );
+        // Requests keep coming: the spare keeps off, one core stays free of hashing.
+        assert_eq!(threads_used(&pool, 8, true).await, ["tenure-argon2-0"]);
+        // Once they stop, the spare takes hashes again.
+        std::thread::sleep(SPARE_QUIET);
+        assert_eq!(
+            threads_used(&pool, 8, false).await,
+            ["tenure-argon2-0", "tenure-argon2-1"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_thread_hashes_whatever_requests_come() {
+        let pool = PasswordHasherPool::new(1);
+        assert_eq!(threads_used(&pool, 3, true).await, ["tenure-argon2-0"]);
     }
 
     #[tokio::test]

@@ -148,6 +148,9 @@ impl SessionService {
             .verify(token, now, self.policy.leeway)
             .await
             .map_err(SessionError::InvalidToken)?;
+        // A signed token (forgeries do not count): a request that must not wait behind
+        // password hashing.
+        self.hasher.note_request();
         let expired = claims.is_expired(now);
         let touch = (!expired).then_some(Touch {
             gen: claims.gen,

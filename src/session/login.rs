@@ -76,7 +76,7 @@ impl SessionService {
         let now = self.clock.now();
         let keys = ThrottleKeys::new(&identifier, request.client.ip.as_deref());
         // A throttled attempt is answered before any Argon2 work.
-        self.check_throttle(&keys, now).await?;
+        let failures = self.check_throttle(&keys, now).await?;
 
         // Identifiers that registration refuses cannot name a user: over-long ones, and those
         // holding a control character (NUL, which no database text column can hold, among them)
@@ -105,7 +105,9 @@ impl SessionService {
                 return Err(SessionError::InvalidCredentials);
             }
         };
-        if let Some(account) = &keys.account {
+        // A success clears the account's failures (not the address's), when it has any: most
+        // logins have none, and skip the write.
+        if let Some(account) = keys.account.as_ref().filter(|a| failures.contains(a)) {
             self.store.clear_login_failures(account).await?;
         }
         if audience == Audience::Admin && !user.is_sys_admin {
@@ -123,12 +125,13 @@ impl SessionService {
         self.issue(view)
     }
 
-    /// Refuses the attempt (429) while the account's or the address's counter is in backoff.
+    /// Refuses the attempt (429) while the account's or the address's counter is in backoff;
+    /// otherwise answers which of the keys have failures counted.
     pub(super) async fn check_throttle(
         &self,
         keys: &ThrottleKeys,
         now: UnixTime,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Vec<String>, SessionError> {
         let rows = self.store.login_failures(&keys.all()).await?;
         let wait = rows
             .iter()
@@ -139,7 +142,7 @@ impl SessionService {
                 tracing::info!(outcome = "throttled", retry_after, "login throttled");
                 Err(SessionError::Throttled { retry_after })
             }
-            None => Ok(()),
+            None => Ok(rows.into_iter().map(|row| row.key).collect()),
         }
     }
 

@@ -56,6 +56,8 @@ impl SessionService {
                 reason: Reason::InvalidToken,
                 detail: defect.as_str(),
             })?;
+        // A signed token: a request that must not wait behind password hashing.
+        self.hasher.note_request();
         let rotation = Rotation {
             session_id: claims.sid,
             expected_gen: claims.gen,
