@@ -2,6 +2,7 @@
 //! backend (`sqlite.rs`, `postgres.rs`); both pass the same conformance tests. The store holds
 //! no policy: the session service decides, the store runs one plain statement per call.
 
+mod pg_coalesce;
 mod pg_lookup;
 mod pg_rotation;
 mod postgres;

@@ -12,24 +12,19 @@
 //! replica, exactly as a statement of its own would. There is no cache. A lone check runs at
 //! once as the one-row statement, so coalescing never adds waiting.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::pg_coalesce::{answer, by_session, gather, Answer, Coalescer, Requests};
 use super::postgres::{map_error, select_joined};
-use super::{SessionUserRow, SessionWithUser, StoreError, StoreResult};
+use super::{SessionUserRow, StoreError, StoreResult};
 
 /// The most sessions read by one statement.
 const MAX_BATCH: usize = 512;
 
-type Reply = oneshot::Sender<StoreResult<Option<SessionWithUser>>>;
-
-pub struct Lookups {
-    requests: mpsc::UnboundedSender<(Uuid, Reply)>,
-}
+pub struct Lookups(Coalescer<Uuid>);
 
 impl Lookups {
     /// Starts the lookup task; it stops when this is dropped. A statement that has not
@@ -37,27 +32,17 @@ impl Lookups {
     /// abandoned and its checks answer `Unavailable`, so one stuck statement never holds up
     /// the checks behind it for longer than that.
     pub fn start(pool: PgPool, stall: Duration) -> Self {
-        let (requests, receive) = mpsc::unbounded_channel();
-        tokio::spawn(look_up_batches(pool, stall, receive));
-        Self { requests }
+        Self(Coalescer::start("lookup", move |requests| {
+            look_up_batches(pool, stall, requests)
+        }))
     }
 
-    pub async fn session_with_user(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send((id, reply))
-            .map_err(|_| StoreError::Other("the lookup task stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Other("the lookup task dropped a request".into()))?
+    pub async fn session_with_user(&self, id: Uuid) -> Answer {
+        self.0.submit(id).await
     }
 }
 
-async fn look_up_batches(
-    pool: PgPool,
-    stall: Duration,
-    mut receive: mpsc::UnboundedReceiver<(Uuid, Reply)>,
-) {
+async fn look_up_batches(pool: PgPool, stall: Duration, mut requests: Requests<Uuid>) {
     let one = select_joined(
         "sessions s JOIN users u ON u.id = s.user_id",
         "WHERE s.id = $1",
@@ -66,24 +51,15 @@ async fn look_up_batches(
         "sessions s JOIN users u ON u.id = s.user_id",
         "WHERE s.id = ANY($1)",
     );
-    let mut batch: Vec<(Uuid, Reply)> = Vec::new();
-    while let Some(first) = receive.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match receive.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
-        // Callers that gave up (a timed-out request) need no lookup.
-        batch.retain(|(_, reply)| !reply.is_closed());
+    let mut batch = Vec::new();
+    while gather(&mut requests, &mut batch, MAX_BATCH).await {
         let rows = match batch.as_slice() {
             [] => continue,
             [(id, _)] => {
                 let query = sqlx::query_as::<_, SessionUserRow>(&one).bind(id);
                 within(stall, query.fetch_optional(&pool))
                     .await
-                    .map(|row| row.into_iter().collect())
+                    .map(Vec::from_iter)
             }
             requests => {
                 metrics::histogram!("tenure_check_batch_size").record(requests.len() as f64);
@@ -92,18 +68,7 @@ async fn look_up_batches(
                 within(stall, query.fetch_all(&pool)).await
             }
         };
-        match rows.and_then(index) {
-            Ok(found) => {
-                for (id, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(found.get(&id).cloned()));
-                }
-            }
-            Err(err) => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(err.clone()));
-                }
-            }
-        }
+        answer(batch.drain(..), rows.and_then(by_session));
     }
 }
 
@@ -117,13 +82,4 @@ async fn within<T>(
             "a session lookup took longer than {stall:?}"
         ))),
     }
-}
-
-fn index(rows: Vec<SessionUserRow>) -> StoreResult<HashMap<Uuid, SessionWithUser>> {
-    rows.into_iter()
-        .map(|row| {
-            let view = SessionWithUser::try_from(row)?;
-            Ok((view.session.id, view))
-        })
-        .collect()
 }

@@ -23,11 +23,11 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::pg_coalesce::{answer, by_session, gather, Answer, Coalescer, Requests};
 use super::postgres::{is_deadlock, map_error, select_joined};
-use super::{Rotation, SessionUserRow, SessionWithUser, StoreError, StoreResult};
+use super::{Rotation, SessionUserRow, SessionWithUser, StoreResult};
 
 /// How often a batch that lost a deadlock is run before its error is answered (a 503).
 const DEADLOCK_ATTEMPTS: u32 = 3;
@@ -67,80 +67,42 @@ fn rotate_many_sql() -> String {
     )
 }
 
-type Reply = oneshot::Sender<StoreResult<Option<SessionWithUser>>>;
-
-pub struct Rotator {
-    requests: mpsc::UnboundedSender<(Rotation, Reply)>,
-}
+pub struct Rotator(Coalescer<Rotation>);
 
 impl Rotator {
     /// Starts the rotation task; it stops when the rotator is dropped.
     pub fn start(pool: PgPool) -> Self {
-        let (requests, receive) = mpsc::unbounded_channel();
-        tokio::spawn(rotate_batches(pool, receive));
-        Self { requests }
+        Self(Coalescer::start("rotation", move |requests| {
+            rotate_batches(pool, requests)
+        }))
     }
 
-    pub async fn rotate(&self, rotation: &Rotation) -> StoreResult<Option<SessionWithUser>> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send((rotation.clone(), reply))
-            .map_err(|_| StoreError::Other("the rotation task stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Other("the rotation task dropped a request".into()))?
+    pub async fn rotate(&self, rotation: &Rotation) -> Answer {
+        self.0.submit(rotation.clone()).await
     }
 }
 
-async fn rotate_batches(pool: PgPool, mut receive: mpsc::UnboundedReceiver<(Rotation, Reply)>) {
+async fn rotate_batches(pool: PgPool, mut requests: Requests<Rotation>) {
     let (single, batched) = (rotate_one_sql(), rotate_many_sql());
-    let mut waiting: Vec<(Rotation, Reply)> = Vec::new();
-    loop {
-        if waiting.is_empty() {
-            match receive.recv().await {
-                Some(request) => waiting.push(request),
-                None => return,
-            }
-        }
-        while waiting.len() < MAX_BATCH {
-            match receive.try_recv() {
-                Ok(request) => waiting.push(request),
-                Err(_) => break,
-            }
-        }
+    let mut waiting = Vec::new();
+    while gather(&mut requests, &mut waiting, MAX_BATCH).await {
         // One request per session in a batch; a repeat waits for the next batch.
         let mut seen = HashSet::new();
         let (batch, later): (Vec<_>, Vec<_>) = waiting
             .drain(..)
             .partition(|(rotation, _)| seen.insert(rotation.session_id));
         waiting = later;
-        // Callers that gave up (a timed-out request) need no rotation.
-        let (rotations, replies): (Vec<_>, Vec<_>) = batch
-            .into_iter()
-            .filter(|(_, reply)| !reply.is_closed())
-            .unzip();
+        let (rotations, replies): (Vec<Rotation>, Vec<_>) = batch.into_iter().unzip();
         let result = match rotations.as_slice() {
             [] => continue,
-            [one] => rotate_one(&pool, &single, one)
-                .await
-                .map(|view| view.into_iter().map(|v| (v.session.id, v)).collect()),
+            [one] => rotate_one(&pool, &single, one).await,
             many => {
                 metrics::histogram!("tenure_refresh_batch_size").record(many.len() as f64);
                 rotate_many(&pool, &batched, many).await
             }
         };
-        match result {
-            Ok(mut rotated) => {
-                for (rotation, reply) in rotations.iter().zip(replies) {
-                    let _ = reply.send(Ok(rotated.remove(&rotation.session_id)));
-                }
-            }
-            Err(err) => {
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
-                }
-            }
-        }
+        let ids = rotations.iter().map(|r| r.session_id);
+        answer(ids.zip(replies), result);
     }
 }
 
@@ -148,7 +110,7 @@ async fn rotate_one(
     pool: &PgPool,
     sql: &str,
     r: &Rotation,
-) -> StoreResult<Option<SessionWithUser>> {
+) -> StoreResult<HashMap<Uuid, SessionWithUser>> {
     let row: Option<SessionUserRow> = sqlx::query_as(sql)
         .bind(r.session_id)
         .bind(r.expected_gen)
@@ -158,7 +120,7 @@ async fn rotate_one(
         .fetch_optional(pool)
         .await
         .map_err(map_error)?;
-    row.map(TryInto::try_into).transpose()
+    by_session(row)
 }
 
 async fn rotate_many(
@@ -190,10 +152,5 @@ async fn rotate_many(
             other => break other.map_err(map_error)?,
         }
     };
-    rows.into_iter()
-        .map(|row| {
-            let view = SessionWithUser::try_from(row)?;
-            Ok((view.session.id, view))
-        })
-        .collect()
+    by_session(rows)
 }

@@ -21,11 +21,7 @@ const ANN: &str = "ann@example.com";
 
 /// Starts a GET of the session with `token`; answers (status, body).
 fn spawn_check(app: &TestApp, token: &str) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    let request = app
-        .request(Method::GET, SESSION)
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(30));
-    tokio::spawn(async move { status_json(request.send().await.expect("request")).await })
+    spawn_call(app, Method::GET, SESSION, token)
 }
 
 /// What a token's check must answer: the user's email, or the refusal's reason.
@@ -157,13 +153,7 @@ both_backends! {
         let other = app.replica().await;
         app.create_user(JANE, false).await;
         app.create_user(JOHN, false).await;
-        let busy: Vec<String> = {
-            let mut tokens = Vec::new();
-            for _ in 0..8 {
-                tokens.push(app.login_token(JOHN, true).await);
-            }
-            tokens
-        };
+        let busy = login_tokens(&app, JOHN, 8).await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let load: Vec<_> = busy
             .iter()

@@ -734,6 +734,30 @@ impl Drop for TestApp {
     }
 }
 
+/// `n` forever sessions of `email`, by logging in `n` times.
+pub async fn login_tokens(app: &TestApp, email: &str, n: usize) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        tokens.push(app.login_token(email, true).await);
+    }
+    tokens
+}
+
+/// Starts `method path` with `token` as a bearer, to race with others; answers (status, body).
+/// A request that gets no answer in 30 s fails the test instead of hanging it.
+pub fn spawn_call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let request = app
+        .request(method, path)
+        .bearer_auth(token)
+        .timeout(std::time::Duration::from_secs(30));
+    tokio::spawn(async move { status_json(request.send().await.expect("request")).await })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Assertions
 

@@ -24,24 +24,9 @@ async fn app_with_user(backend: Backend, config: TestConfig) -> TestApp {
 
 const SESSION: &str = "/api/v2/user/session";
 
-/// Starts `method path` with `token` as a bearer, to race with others; answers (status, body).
-fn spawn_call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    let request = app.request(method, path).bearer_auth(token);
-    tokio::spawn(async move { status_json(request.send().await.expect("request")).await })
-}
-
-/// `n` forever sessions of the user, by logging in `n` times.
+/// `n` forever sessions of the user.
 async fn logins(app: &TestApp, n: usize) -> Vec<String> {
-    let mut tokens = Vec::new();
-    for _ in 0..n {
-        tokens.push(app.login_token(EMAIL, true).await);
-    }
-    tokens
+    login_tokens(app, EMAIL, n).await
 }
 
 /// Fires `n` refreshes with `token` at once and answers each (status, body).
