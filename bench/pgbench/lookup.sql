@@ -1,4 +1,4 @@
--- tenure's session check (src/store/postgres.rs, session_with_user): a key lookup of the
+-- tenure's session check (src/store/postgres/lookup.rs; the columns are select_joined! in src/store/sql.rs): a key lookup of the
 -- session joined with its user, on a random seeded session. (The last-seen write that follows
 -- at most once per LAST_SEEN_RESOLUTION per session is not part of the check.)
 \set n random(1, :sessions)

@@ -1,4 +1,4 @@
--- tenure's refresh statement for one session (src/store/pg_rotation.rs, rotate_one_sql), on a
+-- tenure's refresh statement for one session (src/store/postgres/rotation.rs, ROTATE_ONE; the rule itself is refresh_rule! in src/store/sql.rs), on a
 -- random seeded session. The one difference: pgbench cannot know each row's gen, so
 -- `gen = $2` is left out.
 \set n random(1, :sessions)

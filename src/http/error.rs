@@ -184,18 +184,31 @@ impl From<SessionError> for ApiError {
             Validation(fields) => {
                 Self::new(StatusCode::BAD_REQUEST, "Validation failed", json!(fields))
             }
-            Unavailable(cause) => {
-                tracing::error!(%cause, "storage unavailable");
+            Unavailable(_) | Contended => {
+                tracing::error!(cause = %cause_chain(&err), "storage unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The service is temporarily unavailable. Please retry shortly.",
                     json!({ "reason": "unavailable" }),
                 )
             }
-            Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+            Store(_) | Signing(_) | Password(_) => {
+                tracing::error!(cause = %cause_chain(&err), "internal error");
                 Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
     }
+}
+
+/// An error and every cause under it, outermost first: "storage failed: database error:
+/// error returned from database: …". What the logs of a 5xx say.
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -87,11 +87,25 @@ impl SessionInfo {
 
 /// DreamFactory's `Y-m-d H:i:s`, in UTC.
 pub fn df_datetime(at: UnixTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
+    let t = time::OffsetDateTime::from_unix_timestamp(at).unwrap_or_else(|_| {
+        // Only a corrupt row holds a time outside years -9999..=9999; say so, and show the
+        // nearest representable time rather than an empty string.
+        tracing::warn!(unix_time = at, "a stored time is out of range");
+        if at < 0 {
+            time::PrimitiveDateTime::MIN.assume_utc()
+        } else {
+            time::PrimitiveDateTime::MAX.assume_utc()
+        }
+    });
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 async fn login(

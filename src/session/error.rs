@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::password::PasswordError;
+use crate::session::keys::KeyError;
 use crate::session::token::TokenDefect;
 use crate::store::StoreError;
 
@@ -105,10 +106,19 @@ pub enum SessionError {
     WrongPassword,
     #[error("validation failed")]
     Validation(BTreeMap<&'static str, Vec<String>>),
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The database cannot serve now: a 503.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A refresh found its session changing under it on every attempt: a 503, retry.
+    #[error("the session kept changing during refresh")]
+    Contended,
+    /// The database failed in a way retrying will not fix: a 500.
+    #[error("storage failed")]
+    Store(#[source] StoreError),
+    #[error("signing a token failed")]
+    Signing(#[from] KeyError),
+    #[error("password hashing failed")]
+    Password(#[from] PasswordError),
 }
 
 impl SessionError {
@@ -120,14 +130,8 @@ impl SessionError {
 impl From<StoreError> for SessionError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(e) => Self::Unavailable(e),
-            other => Self::Internal(other.to_string()),
+            StoreError::Unavailable(_) => Self::Unavailable(err),
+            other => Self::Store(other),
         }
-    }
-}
-
-impl From<PasswordError> for SessionError {
-    fn from(err: PasswordError) -> Self {
-        Self::Internal(err.to_string())
     }
 }

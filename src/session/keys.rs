@@ -11,7 +11,9 @@
 //! successor activated), but it is kept: a forever session may present an expired token signed
 //! years ago, and refresh must still verify it. Access with such a token fails on `exp` anyway.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -47,6 +49,14 @@ pub enum KeyError {
     Invalid { kid: String, message: String },
     #[error("{0}")]
     Config(String),
+    #[error("no signing key is loaded")]
+    NoSigningKey,
+    #[error("signing with key {kid} failed")]
+    Sign {
+        kid: String,
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
 }
 
 /// Where keys come from and how they rotate (from the configuration).
@@ -108,8 +118,8 @@ pub struct KeyRing {
     settings: KeySettings,
     cipher: Option<LessSafeKey>,
     /// All keys, oldest activation first.
-    keys: RwLock<Arc<Vec<Arc<SigningKey>>>>,
-    last_reload: Mutex<Instant>,
+    keys: ArcSwap<Vec<Arc<SigningKey>>>,
+    last_reload: ArcSwap<Instant>,
 }
 
 fn algorithm_name(algorithm: Algorithm) -> &'static str {
@@ -136,8 +146,8 @@ impl KeyRing {
             store,
             settings,
             cipher,
-            keys: RwLock::new(Arc::new(Vec::new())),
-            last_reload: Mutex::new(Instant::now()),
+            keys: ArcSwap::from_pointee(Vec::new()),
+            last_reload: ArcSwap::from_pointee(Instant::now()),
         };
         if ring.settings.fixed.is_none() {
             // Every stored key must open with the configured secret before anything is
@@ -172,17 +182,13 @@ impl KeyRing {
             }
         }
         keys.sort_by_key(|k| k.activates_at);
-        if let Ok(mut slot) = self.keys.write() {
-            *slot = Arc::new(keys);
-        }
-        if let Ok(mut at) = self.last_reload.lock() {
-            *at = Instant::now();
-        }
+        self.keys.store(Arc::new(keys));
+        self.last_reload.store(Arc::new(Instant::now()));
         Ok(())
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<SigningKey>>> {
-        self.keys.read().map(|k| k.clone()).unwrap_or_default()
+        self.keys.load_full()
     }
 
     /// The key that signs tokens issued at `at`.
@@ -199,11 +205,12 @@ impl KeyRing {
 
     /// Signs `claims` with the key active at their `iat` (so a successor re-signed by a racer,
     /// whose `iat` is the rotation time, is byte-identical).
-    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
-        let key = self
-            .signing_key(claims.iat)
-            .ok_or("no signing key is loaded")?;
-        key.sign(claims).map_err(|e| e.to_string())
+    pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
+        let key = self.signing_key(claims.iat).ok_or(KeyError::NoSigningKey)?;
+        key.sign(claims).map_err(|source| KeyError::Sign {
+            kid: key.kid.clone(),
+            source,
+        })
     }
 
     /// Verifies with the key the token's `kid` names (re-reading the keys once if it is
@@ -230,11 +237,7 @@ impl KeyRing {
         let key = match self.find(&kid) {
             Some(key) => key,
             None => {
-                let due = self
-                    .last_reload
-                    .lock()
-                    .map(|at| at.elapsed() >= MIN_RELOAD_INTERVAL)
-                    .unwrap_or(false);
+                let due = self.last_reload.load().elapsed() >= MIN_RELOAD_INTERVAL;
                 if due {
                     if let Err(err) = self.reload().await {
                         tracing::warn!(error = %err, "reloading signing keys failed");

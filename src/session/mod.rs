@@ -11,7 +11,6 @@ mod refresh;
 pub mod token;
 mod users;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -141,7 +140,6 @@ pub struct SessionService {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasherPool,
     policy: Policy,
-    reuse_detected: AtomicU64,
 }
 impl SessionService {
     pub fn new(
@@ -157,7 +155,6 @@ impl SessionService {
             clock,
             hasher,
             policy,
-            reuse_detected: AtomicU64::new(0),
         }
     }
 
@@ -179,11 +176,6 @@ impl SessionService {
 
     pub fn now(&self) -> UnixTime {
         self.clock.now()
-    }
-
-    /// How many replayed tokens this process has caught.
-    pub fn reuse_detected(&self) -> u64 {
-        self.reuse_detected.load(Ordering::Relaxed)
     }
 
     async fn start_session(
@@ -227,10 +219,7 @@ impl SessionService {
     /// The token for the session's current `gen`.
     fn issue(&self, view: SessionWithUser) -> Result<Authenticated, SessionError> {
         let claims = Claims::for_session(&view.session, self.policy.jwt_ttl);
-        let token = self
-            .keys
-            .sign(&claims)
-            .map_err(|e| SessionError::Internal(format!("signing failed: {e}")))?;
+        let token = self.keys.sign(&claims)?;
         Ok(Authenticated {
             token,
             claims,

@@ -1,7 +1,5 @@
 //! Refresh: the atomic rotation, the grace for racers, and reuse detection.
 
-use std::sync::atomic::Ordering;
-
 use super::token::Claims;
 use super::{short, Audience, Authenticated, Reason, SessionError, SessionService};
 use crate::clock::UnixTime;
@@ -88,9 +86,7 @@ impl SessionService {
                 Verdict::Refuse(err) => return Err(err),
             }
         }
-        Err(SessionError::Unavailable(
-            "the session kept changing during refresh".into(),
-        ))
+        Err(SessionError::Contended)
     }
 
     /// Why the atomic rotation did not happen, read from the row as it is now.
@@ -167,7 +163,6 @@ impl SessionService {
         self.store
             .revoke_session(claims.sid, None, now, Reason::TokenReuse.as_str())
             .await?;
-        self.reuse_detected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             user_id = claims.user_id,
             session = %short(claims.sid),

@@ -1,5 +1,5 @@
 //! The plumbing shared by the PostgreSQL store's two coalescing tasks: refreshes
-//! (`pg_rotation.rs`) and session checks (`pg_lookup.rs`). Callers hand a request to one task
+//! (`rotation.rs`) and session checks (`lookup.rs`). Callers hand a request to one task
 //! and wait for its answer; the task takes every request waiting, runs one statement for all of
 //! them, and answers each caller with its own session's row.
 
@@ -9,7 +9,9 @@ use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{SessionUserRow, SessionWithUser, StoreError, StoreResult};
+use super::super::api::SessionWithUser;
+use super::super::error::{StoreError, StoreResult};
+use super::super::row::SessionUserRow;
 
 /// What a caller gets back: its session as the statement left it, or none.
 pub(super) type Answer = StoreResult<Option<SessionWithUser>>;
@@ -39,10 +41,10 @@ impl<R> Coalescer<R> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send((request, reply))
-            .map_err(|_| StoreError::Other(format!("the {} task stopped", self.name)))?;
+            .map_err(|_| StoreError::TaskStopped(self.name))?;
         answer
             .await
-            .map_err(|_| StoreError::Other(format!("the {} task dropped a request", self.name)))?
+            .map_err(|_| StoreError::TaskStopped(self.name))?
     }
 }
 

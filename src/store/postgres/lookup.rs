@@ -17,9 +17,10 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::pg_coalesce::{answer, by_session, gather, Answer, Coalescer, Requests};
-use super::postgres::{map_error, select_joined};
-use super::{SessionUserRow, StoreError, StoreResult};
+use super::super::error::{Stalled, StoreError, StoreResult};
+use super::super::row::SessionUserRow;
+use super::coalesce::{answer, by_session, gather, Answer, Coalescer, Requests};
+use super::errors::map_error;
 
 /// The most sessions read by one statement.
 const MAX_BATCH: usize = 512;
@@ -43,20 +44,20 @@ impl Lookups {
 }
 
 async fn look_up_batches(pool: PgPool, stall: Duration, mut requests: Requests<Uuid>) {
-    let one = select_joined(
+    let one = select_joined!(
         "sessions s JOIN users u ON u.id = s.user_id",
-        "WHERE s.id = $1",
+        "WHERE s.id = $1"
     );
-    let many = select_joined(
+    let many = select_joined!(
         "sessions s JOIN users u ON u.id = s.user_id",
-        "WHERE s.id = ANY($1)",
+        "WHERE s.id = ANY($1)"
     );
     let mut batch = Vec::new();
     while gather(&mut requests, &mut batch, MAX_BATCH).await {
         let rows = match batch.as_slice() {
             [] => continue,
             [(id, _)] => {
-                let query = sqlx::query_as::<_, SessionUserRow>(&one).bind(id);
+                let query = sqlx::query_as::<_, SessionUserRow>(one).bind(id);
                 within(stall, query.fetch_optional(&pool))
                     .await
                     .map(Vec::from_iter)
@@ -64,7 +65,7 @@ async fn look_up_batches(pool: PgPool, stall: Duration, mut requests: Requests<U
             requests => {
                 metrics::histogram!("tenure_check_batch_size").record(requests.len() as f64);
                 let ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
-                let query = sqlx::query_as::<_, SessionUserRow>(&many).bind(ids);
+                let query = sqlx::query_as::<_, SessionUserRow>(many).bind(ids);
                 within(stall, query.fetch_all(&pool)).await
             }
         };
@@ -78,8 +79,8 @@ async fn within<T>(
 ) -> StoreResult<T> {
     match tokio::time::timeout(stall, query).await {
         Ok(result) => result.map_err(map_error),
-        Err(_) => Err(StoreError::Unavailable(format!(
+        Err(_) => Err(StoreError::unavailable(Stalled(format!(
             "a session lookup took longer than {stall:?}"
-        ))),
+        )))),
     }
 }

@@ -1,0 +1,305 @@
+//! The persistence contract: the [`Store`] trait and the values it takes and answers.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::error::StoreResult;
+use crate::clock::UnixTime;
+
+/// A user row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_sys_admin: bool,
+    pub is_active: bool,
+    pub created_at: UnixTime,
+    pub last_login_at: Option<UnixTime>,
+    pub password_changed_at: UnixTime,
+}
+
+/// A user to insert; `email` and `username` arrive normalised by the caller.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_sys_admin: bool,
+    pub created_at: UnixTime,
+}
+
+/// A session row: what the database knows of a login. Never a token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: i64,
+    pub forever: bool,
+    pub gen: i64,
+    pub rotated_at: UnixTime,
+    pub created_at: UnixTime,
+    pub last_seen_at: UnixTime,
+    pub refresh_until: Option<UnixTime>,
+    pub device: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub revoked_at: Option<UnixTime>,
+    pub revoke_reason: Option<String>,
+}
+
+/// A session to insert at login.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: i64,
+    /// The password hash of the user row the login checked: the insert fails (`UserChanged`)
+    /// if the user was deactivated or changed password since, so no login outlives either.
+    pub verified_hash: Option<String>,
+    pub forever: bool,
+    pub created_at: UnixTime,
+    pub refresh_until: Option<UnixTime>,
+    pub device: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A session together with its user: what every session endpoint answers with.
+#[derive(Debug, Clone)]
+pub struct SessionWithUser {
+    pub session: Session,
+    pub user: User,
+}
+
+/// Which sessions count as live: not revoked, inside their refresh window, and (when idle
+/// expiry is on) seen at or after `idle_cutoff`.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub now: UnixTime,
+    pub idle_cutoff: Option<UnixTime>,
+}
+
+/// The per-user cap a login must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimit {
+    pub max: u32,
+    /// Refuse the login instead of ending the least recently seen session.
+    pub reject: bool,
+    /// The revoke reason written on evicted sessions.
+    pub evict_reason: &'static str,
+}
+
+/// Bumps `last_seen_at` to `now` when it is older than `older_than` and the token's `gen` is
+/// still current: at most one write per resolution per session.
+#[derive(Debug, Clone, Copy)]
+pub struct Touch {
+    pub gen: i64,
+    pub now: UnixTime,
+    pub older_than: UnixTime,
+}
+
+impl Touch {
+    /// Whether `session`, as just read, needs the write: live, at the token's `gen`, and last
+    /// seen before `older_than`. The write's own WHERE clause checks the same again.
+    pub fn is_due(&self, session: &Session) -> bool {
+        session.gen == self.gen
+            && session.revoked_at.is_none()
+            && session.last_seen_at < self.older_than
+    }
+}
+
+/// A page of the administrators' session listing, newest first.
+#[derive(Debug, Clone)]
+pub struct SessionFilter {
+    pub user_id: Option<i64>,
+    pub email: Option<String>,
+    /// Continue after this `(created_at, id)`.
+    pub after: Option<(UnixTime, Uuid)>,
+    pub limit: u32,
+    pub live: Liveness,
+}
+
+/// The failed-login counter of one key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoginFailures {
+    pub key: String,
+    pub failures: i64,
+    pub window_start: UnixTime,
+    pub last_failure_at: UnixTime,
+}
+
+/// What one purge pass deletes, at most `batch` rows per statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Purge {
+    pub now: UnixTime,
+    /// Sessions whose every token has expired: last rotated before this.
+    pub tokens_expired_before: UnixTime,
+    pub idle_cutoff: Option<UnixTime>,
+    pub revoked_before: UnixTime,
+    pub failures_before: UnixTime,
+    pub batch: u32,
+}
+
+/// A stored signing key. `secret` may be encrypted (`enc:v1:…`); the key ring decides.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub secret: String,
+    pub public_key: Option<String>,
+    pub created_at: UnixTime,
+    pub activates_at: UnixTime,
+}
+
+/// The conditions of one atomic rotation: the row changes only if every one holds.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub session_id: Uuid,
+    /// The `gen` the presented token carries; the row must still be at it.
+    pub expected_gen: i64,
+    pub now: UnixTime,
+    /// When set, the session must have been seen at or after this time.
+    pub idle_cutoff: Option<UnixTime>,
+    /// When set, only a session of a system administrator rotates.
+    pub require_admin: bool,
+}
+
+/// The persistence operations the session service needs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies pending migrations (idempotent; safe when replicas start together).
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// One round trip that proves the database answers, and tells whether every migration this
+    /// build knows is applied.
+    async fn ready(&self) -> StoreResult<bool>;
+
+    /// Connections in the pool: (open, idle).
+    fn pool_stats(&self) -> (u32, u32);
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+
+    /// Looks a user up by normalised email.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+
+    /// Looks a user up by normalised username.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+
+    /// Inserts a session at `gen` 0 and records the login time on the user, in one
+    /// transaction that holds the user's row lock, so concurrent logins of one user are
+    /// serialised and can never leave more than `limit.max` live sessions: at the cap, the
+    /// least recently seen live sessions are revoked, or the login fails with `LimitReached`.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        limit: &SessionLimit,
+        live: &Liveness,
+    ) -> StoreResult<SessionWithUser>;
+
+    /// One session and its user, in one round trip; with `touch`, also bumps `last_seen_at`.
+    async fn session_with_user(
+        &self,
+        id: Uuid,
+        touch: Option<&Touch>,
+    ) -> StoreResult<Option<SessionWithUser>>;
+
+    /// A user's live sessions, newest first.
+    async fn user_sessions(&self, user_id: i64, live: &Liveness) -> StoreResult<Vec<Session>>;
+
+    /// Revokes session `id` only if it is a live session of `user_id`.
+    async fn revoke_user_session(
+        &self,
+        id: Uuid,
+        user_id: i64,
+        live: &Liveness,
+        reason: &str,
+    ) -> StoreResult<bool>;
+
+    /// Revokes every unrevoked session of a user, except `except`; answers how many.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: i64,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64>;
+
+    /// How many sessions are live.
+    async fn count_live_sessions(&self, live: &Liveness) -> StoreResult<i64>;
+
+    /// A page of live sessions with their users, newest first.
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<SessionWithUser>>;
+
+    /// Activates or deactivates a user; deactivation revokes all of the user's sessions in the
+    /// same transaction (reason `reason`). `None` when there is no such user.
+    async fn set_user_active(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<Option<User>>;
+
+    /// Stores a new password hash and revokes every other session of the user, together.
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep: Uuid,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<u64>;
+
+    /// The failed-login counters of `keys` that exist.
+    async fn login_failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>>;
+
+    /// Counts one failure for `key`; a counter whose window started before `window_cutoff`
+    /// starts again at 1.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_cutoff: UnixTime,
+    ) -> StoreResult<()>;
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Deletes one batch of each kind of dead row; answers how many rows went.
+    async fn purge(&self, purge: &Purge) -> StoreResult<u64>;
+
+    /// Increments `gen` in one statement if every condition of `rotation` holds, and answers
+    /// the rotated session; `None` when any condition failed (the caller finds out which).
+    async fn rotate_session(&self, rotation: &Rotation) -> StoreResult<Option<SessionWithUser>>;
+
+    /// Revokes a live session, only if it is still at `gen` when one is given. Answers whether
+    /// this call revoked it.
+    async fn revoke_session(
+        &self,
+        id: Uuid,
+        gen: Option<i64>,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<bool>;
+
+    /// Every signing key, oldest activation first.
+    async fn signing_keys(&self) -> StoreResult<Vec<KeyRow>>;
+
+    /// Inserts a key unless one with its `kid` exists; answers whether it was inserted.
+    async fn insert_signing_key(&self, key: &KeyRow) -> StoreResult<bool>;
+
+    /// Replaces a key's stored secret (to encrypt a plaintext one).
+    async fn update_signing_key_secret(&self, kid: &str, secret: &str) -> StoreResult<()>;
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()>;
+}

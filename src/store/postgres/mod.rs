@@ -1,0 +1,83 @@
+//! The PostgreSQL store: the production backend, shared by any number of replicas.
+//!
+//! The statements shared with SQLite are in `../sql.rs`. What is PostgreSQL's own: session
+//! checks and refreshes are coalesced into one statement per batch by two tasks (`lookup.rs`,
+//! `rotation.rs`, on the plumbing of `coalesce.rs`), the failure counters of several keys are
+//! read with one `ANY`, and purges skip locked rows.
+
+mod coalesce;
+mod errors;
+mod lookup;
+mod rotation;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use super::api::{LoginFailures, Rotation, SessionWithUser};
+use super::error::StoreResult;
+use errors::map_error;
+use lookup::Lookups;
+use rotation::Rotator;
+
+const MAX_CONNECTIONS: u32 = 16;
+
+pub struct PostgresStore {
+    pool: PgPool,
+    rotator: Rotator,
+    lookups: Lookups,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(acquire_timeout)
+            // No ping before every query (a round trip per request): a connection the server
+            // dropped fails its query with a connection error, which is a 503, and is replaced.
+            .test_before_acquire(false)
+            .connect(url)
+            .await
+            .map_err(map_error)?;
+        let rotator = Rotator::start(pool.clone());
+        let lookups = Lookups::start(pool.clone(), acquire_timeout);
+        Ok(Self {
+            pool,
+            rotator,
+            lookups,
+        })
+    }
+
+    /// A key lookup, coalesced with the checks that arrive with it (`lookup.rs`).
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>> {
+        self.lookups.session_with_user(id).await
+    }
+
+    /// Coalesced with concurrent refreshes into one statement and one commit (`rotation.rs`).
+    async fn rotate(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
+        self.rotator.rotate(r).await
+    }
+
+    async fn failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>> {
+        sqlx::query_as("SELECT * FROM login_failures WHERE key = ANY($1)")
+            .bind(keys)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+}
+
+/// PostgreSQL stores session ids as `uuid`.
+fn id_uuid(id: Uuid) -> Uuid {
+    id
+}
+
+impl_store!(
+    PostgresStore,
+    name: "postgres",
+    migrations: "migrations/postgres",
+    id: id_uuid,
+    map_error: map_error,
+    skip_locked: "FOR UPDATE SKIP LOCKED",
+);

@@ -1,0 +1,652 @@
+//! The SQL both backends run, written once.
+//!
+//! Both dialects take `$1`-style placeholders (SQLite reads `$N` as parameter N), the same
+//! `CAST` syntax, `TRUE`, `RETURNING` and `ON CONFLICT`, so every statement that does not need a
+//! PostgreSQL array or `SKIP LOCKED` is the same text on both. Fragments are macros that expand
+//! to string literals, so each statement is one `&'static str` assembled at compile time.
+//!
+//! [`impl_store!`] writes the [`Store`](super::Store) implementation once for both backends:
+//! the statements and their binds live here; what differs per backend (how a session is read,
+//! how a refresh rotates, how the failure counters of several keys are read, how an id is bound
+//! and how an error is classified) is a method or a function each backend provides.
+
+/// The session columns, aliased for `SessionUserRow` (`row.rs`), the id as text on both
+/// backends.
+macro_rules! session_columns {
+    () => {
+        "CAST(s.id AS TEXT) AS s_id, s.user_id AS s_user_id, s.forever AS s_forever, \
+         s.gen AS s_gen, s.rotated_at AS s_rotated_at, s.created_at AS s_created_at, \
+         s.last_seen_at AS s_last_seen_at, s.refresh_until AS s_refresh_until, \
+         s.device AS s_device, s.user_agent AS s_user_agent, s.ip AS s_ip, \
+         s.revoked_at AS s_revoked_at, s.revoke_reason AS s_revoke_reason"
+    };
+}
+
+/// The user columns, for a user aliased `u`.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.username, u.password_hash, u.name, u.first_name, u.last_name, \
+         u.is_sys_admin, u.is_active, u.created_at, u.last_login_at, u.password_changed_at"
+    };
+}
+
+/// A session (aliased `s`) joined with its user (aliased `u`), read from `$from`.
+macro_rules! select_joined {
+    ($from:literal, $filter:literal) => {
+        concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM ",
+            $from,
+            " ",
+            $filter
+        )
+    };
+}
+
+/// The condition a live session meets, for a session table aliased `s`, with the placeholders
+/// of `now` and `idle_cutoff`.
+macro_rules! live {
+    ($now:literal, $idle_cutoff:literal) => {
+        concat!(
+            "s.revoked_at IS NULL AND (s.refresh_until IS NULL OR s.refresh_until >= ",
+            $now,
+            ") AND (",
+            $idle_cutoff,
+            " IS NULL OR s.last_seen_at >= ",
+            $idle_cutoff,
+            ")"
+        )
+    };
+}
+
+/// **The refresh rule**, the one place it is written: a session row of table `sessions`
+/// rotates only if it is still at the presented `gen`, not revoked, inside its refresh window,
+/// seen since the idle cutoff (when there is one), and its user is active (and an
+/// administrator, for the admin endpoint). Every rotation statement (SQLite's, PostgreSQL's one
+/// row and batch forms) is `WHERE <id matches> AND refresh_rule!(…)`, and
+/// `bench/pgbench/refresh.sql` copies it.
+macro_rules! refresh_rule {
+    ($gen:literal, $now:literal, $idle_cutoff:literal, $require_admin:literal) => {
+        concat!(
+            "sessions.gen = ",
+            $gen,
+            " AND sessions.revoked_at IS NULL \
+             AND (sessions.refresh_until IS NULL OR sessions.refresh_until >= ",
+            $now,
+            ") AND (",
+            $idle_cutoff,
+            " IS NULL OR sessions.last_seen_at >= ",
+            $idle_cutoff,
+            ") AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
+             AND x.is_active AND (x.is_sys_admin OR NOT ",
+            $require_admin,
+            "))"
+        )
+    };
+}
+
+/// The rotation's assignment, with the placeholder of `now`.
+macro_rules! rotate_set {
+    ($now:literal) => {
+        concat!(
+            "UPDATE sessions SET gen = sessions.gen + 1, rotated_at = ",
+            $now,
+            ", last_seen_at = ",
+            $now
+        )
+    };
+}
+
+/// The rotation of one session: `$1` id, `$2` gen, `$3` now, `$4` idle cutoff, `$5` admin only.
+macro_rules! rotate_one {
+    () => {
+        concat!(
+            rotate_set!("$3"),
+            " WHERE sessions.id = $1 AND ",
+            refresh_rule!("$2", "$3", "$4", "$5")
+        )
+    };
+}
+
+/// The [`Store`](super::Store) implementation both backends share. `$store` must have a `pool`
+/// field and the inherent methods `find_session`, `rotate` and `failures`; `$id` binds a
+/// session id as the backend stores it; `$map_error` classifies a sqlx error; `$skip_locked` is
+/// what the purge's row selection adds (PostgreSQL lets replicas purge side by side).
+macro_rules! impl_store {
+    (
+        $store:ty,
+        name: $name:literal,
+        migrations: $migrations:literal,
+        id: $id:path,
+        map_error: $map_error:path,
+        skip_locked: $skip_locked:literal $(,)?
+    ) => {
+        const _: () = {
+        use uuid::Uuid;
+        use $crate::clock::UnixTime;
+        use $crate::store::api::*;
+        use $crate::store::error::{StoreError, StoreResult};
+        use $crate::store::row::{rows_into, SessionRow, SessionUserRow};
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                // On PostgreSQL sqlx takes an advisory lock, so replicas starting together
+                // migrate once.
+                Ok(sqlx::migrate!($migrations).run(&self.pool).await?)
+            }
+
+            async fn ready(&self) -> StoreResult<bool> {
+                let known = sqlx::migrate!($migrations).migrations.len() as i64;
+                let applied: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err($map_error)?;
+                Ok(applied >= known)
+            }
+
+            fn pool_stats(&self) -> (u32, u32) {
+                (self.pool.size(), self.pool.num_idle() as u32)
+            }
+
+            async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
+                sqlx::query_as(
+                    "INSERT INTO users (email, username, password_hash, name, first_name, \
+                     last_name, is_sys_admin, is_active, created_at, password_changed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8) RETURNING *",
+                )
+                .bind(&user.email)
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(&user.name)
+                .bind(&user.first_name)
+                .bind(&user.last_name)
+                .bind(user.is_sys_admin)
+                .bind(user.created_at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+                sqlx::query_as("SELECT * FROM users WHERE email = $1")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+                sqlx::query_as("SELECT * FROM users WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn create_session(
+                &self,
+                new: &NewSession,
+                limit: &SessionLimit,
+                live: &Liveness,
+            ) -> StoreResult<SessionWithUser> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                // Recording the login writes the user's row first: PostgreSQL takes its row
+                // lock, SQLite its write lock, so concurrent logins of one user are serialised
+                // here and the count below cannot go stale before the insert.
+                let recorded = sqlx::query(
+                    "UPDATE users SET last_login_at = $1 WHERE id = $2 AND is_active \
+                     AND ($3 IS NULL OR password_hash = $3)",
+                )
+                .bind(new.created_at)
+                .bind(new.user_id)
+                .bind(&new.verified_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                if recorded.rows_affected() != 1 {
+                    return Err(StoreError::UserChanged);
+                }
+                let count: i64 = sqlx::query_scalar(concat!(
+                    "SELECT count(*) FROM sessions s WHERE s.user_id = $1 AND ",
+                    live!("$2", "$3")
+                ))
+                .bind(new.user_id)
+                .bind(live.now)
+                .bind(live.idle_cutoff)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                let excess = count + 1 - i64::from(limit.max);
+                if excess > 0 {
+                    if limit.reject {
+                        return Err(StoreError::LimitReached);
+                    }
+                    sqlx::query(concat!(
+                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $5 WHERE id IN \
+                         (SELECT s.id FROM sessions s WHERE s.user_id = $1 AND ",
+                        live!("$2", "$3"),
+                        " ORDER BY s.last_seen_at, s.created_at LIMIT $4)"
+                    ))
+                    .bind(new.user_id)
+                    .bind(live.now)
+                    .bind(live.idle_cutoff)
+                    .bind(excess)
+                    .bind(limit.evict_reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                }
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
+                     last_seen_at, refresh_until, device, user_agent, ip) \
+                     VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8)",
+                )
+                .bind($id(new.id))
+                .bind(new.user_id)
+                .bind(new.forever)
+                .bind(new.created_at)
+                .bind(new.refresh_until)
+                .bind(&new.device)
+                .bind(&new.user_agent)
+                .bind(&new.ip)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                let row: SessionUserRow = sqlx::query_as(select_joined!(
+                    "sessions s JOIN users u ON u.id = s.user_id",
+                    "WHERE s.id = $1"
+                ))
+                .bind($id(new.id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                row.try_into()
+            }
+
+            async fn session_with_user(
+                &self,
+                id: Uuid,
+                touch: Option<&Touch>,
+            ) -> StoreResult<Option<SessionWithUser>> {
+                let view = self.find_session(id).await?;
+                // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when due.
+                if let (Some(t), Some(v)) = (touch, &view) {
+                    if t.is_due(&v.session) {
+                        sqlx::query(
+                            "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND gen = $3 \
+                             AND revoked_at IS NULL AND last_seen_at < $4",
+                        )
+                        .bind($id(id))
+                        .bind(t.now)
+                        .bind(t.gen)
+                        .bind(t.older_than)
+                        .execute(&self.pool)
+                        .await
+                        .map_err($map_error)?;
+                    }
+                }
+                Ok(view)
+            }
+
+            async fn user_sessions(
+                &self,
+                user_id: i64,
+                live: &Liveness,
+            ) -> StoreResult<Vec<Session>> {
+                let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions s WHERE s.user_id = $1 AND ",
+                    live!("$2", "$3"),
+                    " ORDER BY s.created_at DESC, s.id DESC"
+                ))
+                .bind(user_id)
+                .bind(live.now)
+                .bind(live.idle_cutoff)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($map_error)?;
+                rows_into(rows)
+            }
+
+            async fn revoke_user_session(
+                &self,
+                id: Uuid,
+                user_id: i64,
+                live: &Liveness,
+                reason: &str,
+            ) -> StoreResult<bool> {
+                let result = sqlx::query(concat!(
+                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $5 WHERE id IN \
+                     (SELECT s.id FROM sessions s WHERE s.id = $1 AND s.user_id = $2 AND ",
+                    live!("$3", "$4"),
+                    ")"
+                ))
+                .bind($id(id))
+                .bind(user_id)
+                .bind(live.now)
+                .bind(live.idle_cutoff)
+                .bind(reason)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn revoke_user_sessions(
+                &self,
+                user_id: i64,
+                except: Option<Uuid>,
+                now: UnixTime,
+                reason: &str,
+            ) -> StoreResult<u64> {
+                let result = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2)",
+                )
+                .bind(user_id)
+                .bind(except.map($id))
+                .bind(now)
+                .bind(reason)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?;
+                Ok(result.rows_affected())
+            }
+
+            async fn count_live_sessions(&self, live: &Liveness) -> StoreResult<i64> {
+                sqlx::query_scalar(concat!(
+                    "SELECT count(*) FROM sessions s WHERE ",
+                    live!("$1", "$2")
+                ))
+                .bind(live.now)
+                .bind(live.idle_cutoff)
+                .fetch_one(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn list_sessions(
+                &self,
+                f: &SessionFilter,
+            ) -> StoreResult<Vec<SessionWithUser>> {
+                let (after_at, after_id) = f
+                    .after
+                    .map_or((None, None), |(at, id)| (Some(at), Some($id(id))));
+                let rows: Vec<SessionUserRow> = sqlx::query_as(concat!(
+                    select_joined!("sessions s JOIN users u ON u.id = s.user_id", "WHERE "),
+                    live!("$1", "$2"),
+                    " AND ($3 IS NULL OR s.user_id = $3) AND ($4 IS NULL OR u.email = $4) \
+                     AND ($5 IS NULL OR s.created_at < $5 OR (s.created_at = $5 AND s.id < $6)) \
+                     ORDER BY s.created_at DESC, s.id DESC LIMIT $7"
+                ))
+                .bind(f.live.now)
+                .bind(f.live.idle_cutoff)
+                .bind(f.user_id)
+                .bind(&f.email)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(i64::from(f.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($map_error)?;
+                rows_into(rows)
+            }
+
+            async fn set_user_active(
+                &self,
+                user_id: i64,
+                active: bool,
+                now: UnixTime,
+                reason: &str,
+            ) -> StoreResult<Option<User>> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                let user: Option<User> =
+                    sqlx::query_as("UPDATE users SET is_active = $2 WHERE id = $1 RETURNING *")
+                        .bind(user_id)
+                        .bind(active)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                if user.is_some() && !active {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                         WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                }
+                tx.commit().await.map_err($map_error)?;
+                Ok(user)
+            }
+
+            async fn change_password(
+                &self,
+                user_id: i64,
+                password_hash: &str,
+                keep: Uuid,
+                now: UnixTime,
+                reason: &str,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                let revoked = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2",
+                )
+                .bind(user_id)
+                .bind($id(keep))
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                Ok(revoked.rows_affected())
+            }
+
+            async fn login_failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>> {
+                self.failures(keys).await
+            }
+
+            async fn record_login_failure(
+                &self,
+                key: &str,
+                now: UnixTime,
+                window_cutoff: UnixTime,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO login_failures (key, failures, window_start, last_failure_at) \
+                     VALUES ($1, 1, $2, $2) ON CONFLICT (key) DO UPDATE SET \
+                     failures = CASE WHEN login_failures.window_start < $3 THEN 1 \
+                                     ELSE login_failures.failures + 1 END, \
+                     window_start = CASE WHEN login_failures.window_start < $3 THEN $2 \
+                                         ELSE login_failures.window_start END, \
+                     last_failure_at = $2",
+                )
+                .bind(key)
+                .bind(now)
+                .bind(window_cutoff)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                Ok(())
+            }
+
+            async fn purge(&self, p: &Purge) -> StoreResult<u64> {
+                // Each statement deletes at most one batch, its own short transaction, so
+                // requests interleave between them.
+                let batch = i64::from(p.batch);
+                let mut deleted = 0;
+                // Ordinary sessions past their refresh window whose last token has expired.
+                deleted += sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                     WHERE revoked_at IS NULL AND refresh_until < $1 AND rotated_at < $2 \
+                     LIMIT $3 ",
+                    $skip_locked,
+                    ")"
+                ))
+                .bind(p.now)
+                .bind(p.tokens_expired_before)
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?
+                .rows_affected();
+                // Idle-expired sessions whose last token has expired.
+                if let Some(idle_cutoff) = p.idle_cutoff {
+                    deleted += sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                         WHERE revoked_at IS NULL AND last_seen_at < $1 AND rotated_at < $2 \
+                         LIMIT $3 ",
+                        $skip_locked,
+                        ")"
+                    ))
+                    .bind(idle_cutoff)
+                    .bind(p.tokens_expired_before)
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?
+                    .rows_affected();
+                }
+                // Revoked sessions past the retention.
+                deleted += sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                     WHERE revoked_at < $1 LIMIT $2 ",
+                    $skip_locked,
+                    ")"
+                ))
+                .bind(p.revoked_before)
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?
+                .rows_affected();
+                // Failure counters that no longer throttle anyone.
+                deleted += sqlx::query(concat!(
+                    "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures \
+                     WHERE last_failure_at < $1 LIMIT $2 ",
+                    $skip_locked,
+                    ")"
+                ))
+                .bind(p.failures_before)
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?
+                .rows_affected();
+                Ok(deleted)
+            }
+
+            async fn rotate_session(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
+                self.rotate(r).await
+            }
+
+            async fn revoke_session(
+                &self,
+                id: Uuid,
+                gen: Option<i64>,
+                now: UnixTime,
+                reason: &str,
+            ) -> StoreResult<bool> {
+                let result = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                     WHERE id = $1 AND revoked_at IS NULL AND ($4 IS NULL OR gen = $4)",
+                )
+                .bind($id(id))
+                .bind(now)
+                .bind(reason)
+                .bind(gen)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn signing_keys(&self) -> StoreResult<Vec<KeyRow>> {
+                sqlx::query_as("SELECT * FROM signing_keys ORDER BY activates_at, kid")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn insert_signing_key(&self, key: &KeyRow) -> StoreResult<bool> {
+                let result = sqlx::query(
+                    "INSERT INTO signing_keys \
+                     (kid, algorithm, secret, public_key, created_at, activates_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.secret)
+                .bind(&key.public_key)
+                .bind(key.created_at)
+                .bind(key.activates_at)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn update_signing_key_secret(&self, kid: &str, secret: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE signing_keys SET secret = $2 WHERE kid = $1")
+                    .bind(kid)
+                    .bind(secret)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                Ok(())
+            }
+
+            async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+                sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM settings WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                Ok(())
+            }
+        }
+        };
+    };
+}
