@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::PasswordHasher;
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
 
 fn argon2() -> Argon2<'static> {
@@ -22,9 +23,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let salt = SaltString::encode_b64(b"benchmark-salt-16").expect("salt");
     let phc = argon2()
-        .hash_password(b"correct horse battery staple", &salt)
+        .hash_password_with_salt(b"correct horse battery staple", b"benchmark-salt-16")
         .expect("hash")
         .to_string();
 

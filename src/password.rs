@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{
-    rand_core::OsRng, Output, ParamsString, PasswordHash, PasswordVerifier, Salt, SaltString,
-};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::password_hash::PasswordVerifier;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
@@ -247,18 +246,18 @@ impl Scratch {
     fn hash(&mut self, password: &[u8]) -> Result<String, PasswordError> {
         let failed = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
         let params = params();
-        let salt = SaltString::generate(&mut OsRng);
-        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
-        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
+        let mut salt_bytes = [0u8; Salt::RECOMMENDED_LENGTH];
+        getrandom::fill(&mut salt_bytes).map_err(|e| failed(&e))?;
+        let salt = Salt::new(&salt_bytes).map_err(|e| failed(&e))?;
         let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
         argon2(params.clone())
-            .hash_password_into_with_memory(password, salt_bytes, &mut out, self.memory(&params))
+            .hash_password_into_with_memory(password, &salt, &mut out, self.memory(&params))
             .map_err(|e| failed(&e))?;
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
             version: Some(Version::V0x13.into()),
             params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
-            salt: Some(salt.as_salt()),
+            salt: Some(salt),
             hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
         };
         Ok(phc.to_string())
@@ -270,7 +269,7 @@ impl Scratch {
             return false;
         };
         let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
-            Algorithm::try_from(hash.algorithm),
+            Algorithm::try_from(hash.algorithm.as_str()),
             Params::try_from(&hash),
             hash.salt,
             hash.hash,
@@ -284,17 +283,13 @@ impl Scratch {
             // Stronger than ours (an imported hash): the allocating path, once.
             return argon2(params).verify_password(password, &hash).is_ok();
         }
-        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
-        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
-            return false;
-        };
         let mut out = [0u8; Output::MAX_LENGTH];
         let Some(out) = out.get_mut(..expected.len()) else {
             return false;
         };
         let hasher = Argon2::new(algorithm, version, params.clone());
         hasher
-            .hash_password_into_with_memory(password, salt, out, self.memory(&params))
+            .hash_password_into_with_memory(password, &salt, out, self.memory(&params))
             .is_ok()
             // Output's equality is constant-time.
             && Output::new(out).is_ok_and(|computed| computed == expected)
@@ -341,9 +336,8 @@ mod tests {
             (32_768, 1, 1),
         ] {
             let params = Params::new(m, t, p, None).unwrap();
-            let salt = SaltString::generate(&mut OsRng);
             let phc = argon2(params)
-                .hash_password(b"correct horse", &salt)
+                .hash_password_with_salt(b"correct horse", b"sixteen byte salt")
                 .unwrap()
                 .to_string();
             let mut scratch = Scratch::default();

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::Algorithm;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::token::{token_kid, Claims, SigningKey, TokenDefect};
 use crate::clock::UnixTime;
@@ -34,6 +36,8 @@ const LEGACY_SECRET_SETTING: &str = "jwt_hs256_secret";
 const LEGACY_KID: &str = "legacy";
 /// Prefix of an encrypted secret column.
 const ENCRYPTED_PREFIX: &str = "enc:v1:";
+/// ChaCha20-Poly1305's nonce, stored before the ciphertext.
+const NONCE_LEN: usize = 12;
 /// An unknown `kid` triggers a reload at most this often (another replica may have rotated).
 const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -116,7 +120,7 @@ pub struct KeyStatus {
 pub struct KeyRing {
     store: Arc<dyn Store>,
     settings: KeySettings,
-    cipher: Option<LessSafeKey>,
+    cipher: Option<ChaCha20Poly1305>,
     /// All keys, oldest activation first.
     keys: ArcSwap<Vec<Arc<SigningKey>>>,
     last_reload: ArcSwap<Instant>,
@@ -382,23 +386,24 @@ impl KeyRing {
         now: UnixTime,
         activates_at: UnixTime,
     ) -> Result<KeyRow, KeyError> {
-        let rng = SystemRandom::new();
         let fail = |message: &str| KeyError::Invalid {
             kid: kid.to_owned(),
             message: message.to_owned(),
         };
         let (secret, public_key) = match self.settings.algorithm {
             Algorithm::EdDSA => {
-                let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-                    .map_err(|_| fail("cannot generate an Ed25519 key"))?;
-                let key = SigningKey::ed25519(kid, pkcs8.as_ref(), now, activates_at)
+                let seed: [u8; 32] =
+                    random_bytes().map_err(|_| fail("no randomness for an Ed25519 key"))?;
+                let pkcs8 = ed25519_dalek::SigningKey::from_bytes(&seed)
+                    .to_pkcs8_der()
+                    .map_err(|_| fail("cannot encode an Ed25519 key"))?;
+                let key = SigningKey::ed25519(kid, pkcs8.as_bytes(), now, activates_at)
                     .map_err(|e| fail(&e))?;
-                (URL_SAFE_NO_PAD.encode(pkcs8.as_ref()), key.public_x)
+                (URL_SAFE_NO_PAD.encode(pkcs8.as_bytes()), key.public_x)
             }
             _ => {
-                let mut secret = [0u8; 32];
-                rng.fill(&mut secret)
-                    .map_err(|_| fail("cannot generate an HMAC secret"))?;
+                let secret: [u8; 32] =
+                    random_bytes().map_err(|_| fail("no randomness for an HMAC secret"))?;
                 (URL_SAFE_NO_PAD.encode(secret), None)
             }
         };
@@ -462,12 +467,11 @@ impl KeyRing {
                     kid: row.kid.clone(),
                     message,
                 }),
-            "HS256" => Ok(SigningKey::hs256(
-                &row.kid,
-                &bytes,
-                row.created_at,
-                row.activates_at,
-            )),
+            "HS256" => SigningKey::hs256(&row.kid, &bytes, row.created_at, row.activates_at)
+                .map_err(|message| KeyError::Invalid {
+                    kid: row.kid.clone(),
+                    message,
+                }),
             other => Err(KeyError::Invalid {
                 kid: row.kid.clone(),
                 message: format!("unknown algorithm {other}"),
@@ -477,8 +481,7 @@ impl KeyRing {
 
     fn fixed_key(&self, fixed: &FixedKey) -> Result<SigningKey, KeyError> {
         let digest = |bytes: &[u8]| {
-            let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-            d.as_ref()[..6]
+            Sha256::digest(bytes)[..6]
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
@@ -486,12 +489,8 @@ impl KeyRing {
         match fixed {
             FixedKey::Hs256(secret) => {
                 let bytes = secret.expose_secret().as_bytes();
-                Ok(SigningKey::hs256(
-                    &format!("hs256-{}", digest(bytes)),
-                    bytes,
-                    0,
-                    0,
-                ))
+                SigningKey::hs256(&format!("hs256-{}", digest(bytes)), bytes, 0, 0)
+                    .map_err(KeyError::Config)
             }
             FixedKey::Ed25519Pkcs8(der) => {
                 let probe = SigningKey::ed25519("probe", der, 0, 0).map_err(KeyError::Config)?;
@@ -508,20 +507,19 @@ impl KeyRing {
         let Some(cipher) = &self.cipher else {
             return Ok(plain.to_owned());
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| KeyError::Config("no randomness for a nonce".into()))?;
-        let mut buffer = plain.as_bytes().to_vec();
-        cipher
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut buffer,
+        let nonce: [u8; NONCE_LEN] =
+            random_bytes().map_err(|_| KeyError::Config("no randomness for a nonce".into()))?;
+        let sealed = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: kid.as_bytes(),
+                },
             )
             .map_err(|_| KeyError::Config("encryption failed".into()))?;
         let mut out = nonce.to_vec();
-        out.extend_from_slice(&buffer);
+        out.extend_from_slice(&sealed);
         Ok(format!("{ENCRYPTED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
@@ -534,47 +532,55 @@ impl KeyRing {
             .as_ref()
             .ok_or_else(|| KeyError::EncryptedWithoutSecret(kid.to_owned()))?;
         let wrong = || KeyError::WrongEncryptionSecret(kid.to_owned());
-        let mut bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| wrong())?;
-        if bytes.len() < NONCE_LEN {
-            return Err(wrong());
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&bytes[..NONCE_LEN]);
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| wrong())?;
+        let (nonce, ciphertext) = bytes.split_at_checked(NONCE_LEN).ok_or_else(wrong)?;
+        let nonce = Nonce::try_from(nonce).map_err(|_| wrong())?;
         let plain = cipher
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut bytes[NONCE_LEN..],
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: kid.as_bytes(),
+                },
             )
             .map_err(|_| wrong())?;
-        String::from_utf8(plain.to_vec())
+        String::from_utf8(plain)
             .map(SecretString::from)
             .map_err(|_| wrong())
     }
 }
 
 /// A ChaCha20-Poly1305 key derived from `KEY_ENCRYPTION_SECRET` with HKDF-SHA256.
-fn cipher_from(secret: &SecretString) -> Result<LessSafeKey, KeyError> {
-    struct Len;
-    impl ring::hkdf::KeyType for Len {
-        fn len(&self) -> usize {
-            32
-        }
-    }
-    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"tenure key encryption v1");
-    let prk = salt.extract(secret.expose_secret().as_bytes());
-    let failed = || KeyError::Config("cannot derive a key from KEY_ENCRYPTION_SECRET".into());
+fn cipher_from(secret: &SecretString) -> Result<ChaCha20Poly1305, KeyError> {
+    let hkdf = hkdf::Hkdf::<Sha256>::new(
+        Some(b"tenure key encryption v1"),
+        secret.expose_secret().as_bytes(),
+    );
     let mut key = [0u8; 32];
-    prk.expand(&[b"signing_keys.secret"], Len)
-        .and_then(|okm| okm.fill(&mut key))
-        .map_err(|_| failed())?;
-    let key = UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| failed())?;
-    Ok(LessSafeKey::new(key))
+    hkdf.expand(b"signing_keys.secret", &mut key)
+        .map_err(|_| KeyError::Config("cannot derive a key from KEY_ENCRYPTION_SECRET".into()))?;
+    ChaCha20Poly1305::new_from_slice(&key)
+        .map_err(|_| KeyError::Config("cannot derive a key from KEY_ENCRYPTION_SECRET".into()))
+}
+
+/// `N` bytes from the operating system's CSPRNG.
+fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn random_kid(algorithm: Algorithm) -> String {
-    let mut bytes = [0u8; 6];
-    let _ = SystemRandom::new().fill(&mut bytes);
+    // A kid needs to be unlikely to collide, not secret: fall back to the time if the OS has
+    // no randomness to give.
+    let bytes: [u8; 6] = random_bytes().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut b = [0u8; 6];
+        b.copy_from_slice(&nanos.to_le_bytes()[..6]);
+        b
+    });
     format!(
         "{}-{}",
         algorithm_name(algorithm).to_ascii_lowercase(),

@@ -121,16 +121,22 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// An HS256 key; the secret is used as literal bytes, as DreamFactory does with `JWT_SECRET`.
-    pub fn hs256(kid: &str, secret: &[u8], created_at: UnixTime, activates_at: UnixTime) -> Self {
-        Self::new(
+    pub fn hs256(
+        kid: &str,
+        secret: &[u8],
+        created_at: UnixTime,
+        activates_at: UnixTime,
+    ) -> Result<Self, String> {
+        let unusable = |e: jsonwebtoken::errors::Error| format!("unusable HMAC secret: {e}");
+        Ok(Self::new(
             kid,
             Algorithm::HS256,
             None,
-            EncodingKey::from_secret(secret),
-            DecodingKey::from_secret(secret),
+            EncodingKey::from_secret(secret).map_err(unusable)?,
+            DecodingKey::from_secret(secret).map_err(unusable)?,
             created_at,
             activates_at,
-        )
+        ))
     }
 
     /// An Ed25519 key from its PKCS#8 (DER) private key.
@@ -142,10 +148,10 @@ impl SigningKey {
     ) -> Result<Self, String> {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine;
-        use ring::signature::KeyPair;
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let pair = ed25519_dalek::SigningKey::from_pkcs8_der(pkcs8)
             .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
-        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let x = URL_SAFE_NO_PAD.encode(pair.verifying_key().as_bytes());
         let decoding = DecodingKey::from_ed_components(&x)
             .map_err(|e| format!("unusable Ed25519 public key: {e}"))?;
         Ok(Self::new(
@@ -256,7 +262,7 @@ mod tests {
 
     #[test]
     fn the_same_rotation_always_gives_the_same_token() {
-        let keys = SigningKey::hs256("k1", SECRET, 0, 0);
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0).unwrap();
         let s = session();
         let a = keys.sign(&Claims::for_session(&s, 60)).unwrap();
         let b = keys.sign(&Claims::for_session(&s, 60)).unwrap();
@@ -269,7 +275,7 @@ mod tests {
 
     #[test]
     fn alg_none_other_algorithms_and_tampering_are_rejected() {
-        let keys = SigningKey::hs256("k1", SECRET, 0, 0);
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0).unwrap();
         let s = session();
         let token = keys.sign(&Claims::for_session(&s, 60)).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
@@ -292,7 +298,7 @@ mod tests {
             Err(TokenDefect::BadSignature)
         );
 
-        let other = SigningKey::hs256("k1", b"another-secret-another-secret-!!", 0, 0);
+        let other = SigningKey::hs256("k1", b"another-secret-another-secret-!!", 0, 0).unwrap();
         assert_eq!(
             other.verify(&token, s.rotated_at, 0),
             Err(TokenDefect::BadSignature)
@@ -303,7 +309,7 @@ mod tests {
 
     #[test]
     fn tokens_from_the_future_are_rejected_beyond_the_leeway() {
-        let keys = SigningKey::hs256("k1", SECRET, 0, 0);
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0).unwrap();
         let s = session();
         let token = keys.sign(&Claims::for_session(&s, 60)).unwrap();
         assert_eq!(

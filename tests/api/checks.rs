@@ -89,7 +89,10 @@ impl UsersLocked {
     async fn take(app: &TestApp) -> Self {
         let mut conn = PgConnection::connect(&app.db.url).await.unwrap();
         for sql in ["BEGIN", "LOCK TABLE users IN ACCESS EXCLUSIVE MODE"] {
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
         }
         Self(conn)
     }

@@ -258,7 +258,7 @@ async fn client(i: usize, base: String, board: Arc<Board>, mut token: String) ->
             Op::Get => http.get(&url).bearer_auth(&token),
             Op::Put => http.put(&url).bearer_auth(&token),
             Op::Login => http.post(&url).json(
-                &json!({ "email": NEWCOMER, "password": PASSWORD, "remember_me": i % 2 == 0 }),
+                &json!({ "email": NEWCOMER, "password": PASSWORD, "remember_me": i.is_multiple_of(2) }),
             ),
         };
         let started = Instant::now();
@@ -540,7 +540,7 @@ async fn catch_mid_statement(
         .execute(&mut conn)
         .await
         .map_err(fail)?;
-    sqlx::query(&format!("PREPARE TRANSACTION '{HOLD}'"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE TRANSACTION '{HOLD}'")))
         .execute(&mut conn)
         .await
         .map_err(fail)?;
@@ -578,7 +578,7 @@ async fn release(db: &TestDb) -> Result<(), String> {
     let mut conn = sqlx::PgConnection::connect(&db.url)
         .await
         .map_err(|e| format!("releasing the held rows: {e}"))?;
-    sqlx::query(&format!("ROLLBACK PREPARED '{HOLD}'"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("ROLLBACK PREPARED '{HOLD}'")))
         .execute(&mut conn)
         .await
         .map_err(|e| format!("releasing the held rows: {e}"))?;

@@ -83,7 +83,7 @@ impl TestDb {
         let mut conn = sqlx::PgConnection::connect(admin)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to test PostgreSQL: {e}"));
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut conn)
             .await
             .expect("create test database");
@@ -105,13 +105,19 @@ impl TestDb {
                 let mut c = sqlx::SqliteConnection::connect(&self.url)
                     .await
                     .expect("connect");
-                sqlx::query(sql).execute(&mut c).await.expect("execute");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                    .expect("execute");
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.url)
                     .await
                     .expect("connect");
-                sqlx::query(sql).execute(&mut c).await.expect("execute");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                    .expect("execute");
             }
         }
     }
@@ -129,7 +135,10 @@ impl TestDb {
                 let mut c = sqlx::SqliteConnection::connect(&self.url)
                     .await
                     .expect("connect");
-                let rows = sqlx::query(&sql).fetch_all(&mut c).await.expect("dump");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql))
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("dump");
                 rows.iter()
                     .map(|r| {
                         (0..r.len())
@@ -147,7 +156,10 @@ impl TestDb {
                 let mut c = sqlx::PgConnection::connect(&self.url)
                     .await
                     .expect("connect");
-                let rows = sqlx::query(&sql).fetch_all(&mut c).await.expect("dump");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(&*sql))
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("dump");
                 rows.iter().map(|r| r.get::<String, _>(0)).collect()
             }
         }
@@ -165,7 +177,7 @@ impl TestDb {
                 let mut c = sqlx::SqliteConnection::connect(&self.url)
                     .await
                     .expect("connect");
-                sqlx::query(sql)
+                sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&mut c)
                     .await
                     .expect("keys")
@@ -177,7 +189,7 @@ impl TestDb {
                 let mut c = sqlx::PgConnection::connect(&self.url)
                     .await
                     .expect("connect");
-                sqlx::query(sql)
+                sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&mut c)
                     .await
                     .expect("keys")
@@ -213,10 +225,11 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })

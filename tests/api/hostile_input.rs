@@ -104,8 +104,12 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn sign(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret).unwrap(),
+    )
+    .expect("sign")
 }
 
 /// Tokens derived from the valid `token` that must all be refused, with a name for each.
@@ -194,8 +198,12 @@ fn forgeries(token: &str, secret: &[u8]) -> Vec<(String, String)> {
         header.kid = Some(kid.clone());
         out.push((
             format!("{alg:?} signed with the server secret, naming the real kid"),
-            jsonwebtoken::encode(&header, &original, &EncodingKey::from_secret(secret))
-                .expect("sign"),
+            jsonwebtoken::encode(
+                &header,
+                &original,
+                &EncodingKey::from_secret(secret).unwrap(),
+            )
+            .expect("sign"),
         ));
     }
     // Structure broken.
@@ -1153,15 +1161,16 @@ both_backends! {
 
 /// An HS256 signature over `header` and `claims` keyed with `secret`, whatever `header` says.
 fn hmac_token(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    use ring::hmac;
+    use hmac::{KeyInit, Mac};
     let signing_input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
         b64(claims.to_string().as_bytes())
     );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let signature = hmac::sign(&key, signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(signature.as_ref()))
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
+    mac.update(signing_input.as_bytes());
+    let signature = mac.finalize().into_bytes();
+    format!("{signing_input}.{}", b64(signature.as_slice()))
 }
 
 /// The decoded JOSE header of a token.

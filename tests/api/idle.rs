@@ -14,12 +14,18 @@ async fn query_i64(db: &TestDb, sql: &str) -> Vec<i64> {
     match db.backend {
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
             rows.iter().map(|r| r.get::<i64, _>(0)).collect()
         }
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
             rows.iter().map(|r| r.get::<i64, _>(0)).collect()
         }
     }

@@ -104,25 +104,30 @@ fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) ->
 /// A token over `claims` with an arbitrary header, signed with HMAC-SHA256 keyed by `secret`
 /// (whatever the header claims).
 fn hmac_token(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    use ring::hmac;
+    use hmac::{KeyInit, Mac};
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let signature = hmac::sign(&key, signing_input.as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
+    mac.update(signing_input.as_bytes());
+    let signature = mac.finalize().into_bytes();
     format!(
         "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.as_ref())
+        URL_SAFE_NO_PAD.encode(signature.as_slice())
     )
 }
 
 /// A fresh Ed25519 key pair as PKCS#8 (DER).
 fn new_ed25519() -> Vec<u8> {
-    ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-        .expect("generate")
-        .as_ref()
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("randomness");
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+        .to_pkcs8_der()
+        .expect("pkcs8")
+        .as_bytes()
         .to_vec()
 }
 
@@ -250,7 +255,7 @@ async fn stored_keys(db: &TestDb) -> Vec<StoredKey> {
     macro_rules! rows {
         ($conn:ty) => {{
             let mut c = <$conn>::connect(&db.url).await.expect("connect");
-            sqlx::query(SQL)
+            sqlx::query(sqlx::AssertSqlSafe(SQL))
                 .fetch_all(&mut c)
                 .await
                 .expect("signing keys")
@@ -841,7 +846,7 @@ both_backends! {
         let public = URL_SAFE_NO_PAD.decode(&x).unwrap();
         let hs_secret = URL_SAFE_NO_PAD.decode(&hs.secret).unwrap();
         let real_ed = EncodingKey::from_ed_der(&ed_pkcs8);
-        let real_hs = EncodingKey::from_secret(&hs_secret);
+        let real_hs = EncodingKey::from_secret(&hs_secret).unwrap();
 
         // Controls: the same claims signed by each real key under its own kid are accepted,
         // so each forgery below fails for its key or algorithm, not for its claims.
@@ -925,7 +930,10 @@ both_backends! {
             let decoded = URL_SAFE_NO_PAD.decode(body).unwrap_or_default();
             for candidate in [key.secret.as_bytes(), body.as_bytes(), &decoded] {
                 assert!(
-                    ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(candidate).is_err(),
+                    {
+                        use ed25519_dalek::pkcs8::DecodePrivateKey;
+                        ed25519_dalek::SigningKey::from_pkcs8_der(candidate).is_err()
+                    },
                     "{} stores a usable Ed25519 key", key.kid
                 );
                 assert!(
@@ -935,12 +943,9 @@ both_backends! {
                 let mut validation = Validation::new(Algorithm::HS256);
                 validation.set_issuer(&["tenure"]);
                 assert!(
-                    jsonwebtoken::decode::<Value>(
-                        &hs_token,
-                        &DecodingKey::from_secret(candidate),
-                        &validation,
-                    )
-                    .is_err(),
+                    DecodingKey::from_secret(candidate).map_or(true, |key| {
+                        jsonwebtoken::decode::<Value>(&hs_token, &key, &validation).is_err()
+                    }),
                     "{} stores the HMAC secret in a usable form", key.kid
                 );
             }
@@ -1060,7 +1065,7 @@ both_backends! {
         // Any service holding the secret verifies the token, as with DreamFactory.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&["tenure"]);
-        let shared = DecodingKey::from_secret(JWT_SECRET.as_bytes());
+        let shared = DecodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap();
         jsonwebtoken::decode::<Value>(&token, &shared, &validation).expect("verifies with JWT_SECRET");
         assert_eq!(fetch_jwks(&app.base).await.body, json!({ "keys": [] }));
         for stored in app.db.stored_key_secrets().await {
@@ -1086,7 +1091,7 @@ both_backends! {
         // same. Such a token for a live session must keep working after the upgrade.
         let app = app_with_user(backend, &[("JWT_SECRET", JWT_SECRET)]).await;
         let token = app.login_token(EMAIL, true).await;
-        let shared = EncodingKey::from_secret(JWT_SECRET.as_bytes());
+        let shared = EncodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap();
         let legacy = sign(Algorithm::HS256, None, &claims(&token), &shared);
         assert!(header(&legacy).get("kid").is_none());
         let (status, body) = status_json(app.get_session(&legacy).await).await;
@@ -1107,7 +1112,7 @@ both_backends! {
                 "INSERT INTO settings (key, value) VALUES ('jwt_hs256_secret', '{legacy_secret}')"
             ))
             .await;
-        let generated = EncodingKey::from_secret(legacy_secret.as_bytes());
+        let generated = EncodingKey::from_secret(legacy_secret.as_bytes()).unwrap();
         let legacy = sign(Algorithm::HS256, None, &claims(&token), &generated);
 
         let app = TestApp::start(app.db.clone(), TestConfig::new(), app.clock.clone()).await;
@@ -1127,9 +1132,9 @@ both_backends! {
         let app = app_with_user(backend, &vars).await;
         let token = app.login_token(EMAIL, true).await;
         let pair = {
-            use ring::signature::KeyPair;
-            let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
-            URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())
+            use ed25519_dalek::pkcs8::DecodePrivateKey;
+            let pair = ed25519_dalek::SigningKey::from_pkcs8_der(&pkcs8).unwrap();
+            URL_SAFE_NO_PAD.encode(pair.verifying_key().as_bytes())
         };
         let jwks = fetch_jwks(&app.base).await;
         let listed = jwks.body["keys"].as_array().unwrap();

@@ -390,7 +390,7 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
     let mut tx = other.begin().await.unwrap();
     let lock = |sid: &str| format!("SELECT 1 FROM sessions WHERE id = '{sid}' FOR UPDATE");
     // Holds the third session for good, the first one only until the batch is queued.
-    sqlx::query(&lock(&sids[2]))
+    sqlx::query(sqlx::AssertSqlSafe(&*lock(&sids[2])))
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -398,7 +398,7 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query(&lock(&sids[0]))
+    sqlx::query(sqlx::AssertSqlSafe(&*lock(&sids[0])))
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -420,10 +420,10 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Now ask for the second row: each waits for the other, and PostgreSQL ends the batch's
     // statement, which has waited longer.
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE sessions SET device = device WHERE id = '{}'",
         sids[1]
-    ))
+    )))
     .execute(&mut *tx)
     .await
     .unwrap();

@@ -22,12 +22,18 @@ async fn query_text(db: &TestDb, sql: &str) -> Vec<String> {
     match db.backend {
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
             rows.iter().map(|r| r.get::<String, _>(0)).collect()
         }
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
             rows.iter().map(|r| r.get::<String, _>(0)).collect()
         }
     }
