@@ -8,6 +8,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Unix time in whole seconds, the unit of JWT claims and of every stored timestamp.
 pub type UnixTime = i64;
 
+/// Configured durations in [`UnixTime`]'s unit, for arithmetic with timestamps.
+pub trait Seconds {
+    fn seconds(&self) -> UnixTime;
+}
+
+impl Seconds for std::time::Duration {
+    fn seconds(&self) -> UnixTime {
+        UnixTime::try_from(self.as_secs()).unwrap_or(UnixTime::MAX)
+    }
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> UnixTime;

@@ -23,11 +23,11 @@ use std::time::Instant;
 use secrecy::ExposeSecret;
 
 use clock::Clock;
-use config::{Config, JwtAlgorithm};
+use config::Config;
 pub use http::{app, AppState};
 use password::PasswordHasherPool;
-use session::keys::{FixedKey, KeyError, KeyRing, KeySettings};
-use session::{Policy, SessionService};
+use session::keys::{KeyError, KeyRing};
+use session::SessionService;
 use store::StoreError;
 
 /// Why the server could not start.
@@ -43,24 +43,20 @@ pub enum StartError {
 pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let store = connect_with_retries(config).await?;
     store.migrate().await?;
-    let keys = KeyRing::load(store.clone(), key_settings(config)?, clock.now()).await?;
+    let config = Arc::new(config.clone());
+    let keys = KeyRing::load(store.clone(), config.clone(), clock.now()).await?;
     let service = SessionService::new(
         store,
         Arc::new(keys),
         clock,
         PasswordHasherPool::sized_to_cores(),
-        Policy::from_config(config),
+        config.clone(),
     );
     Ok(AppState {
         service: Arc::new(service),
         host: gethostname::gethostname().to_string_lossy().into(),
         started_at: Instant::now(),
-        request_timeout: config.request_timeout,
-        trusted_proxies: config.trusted_proxies.clone().into(),
-        purge_interval: config.purge_interval,
-        cors_allowed_origins: config.cors_allowed_origins.clone().into(),
-        metrics_addr: config.metrics_addr,
-        settings: Arc::new(config.public_settings()),
+        config,
     })
 }
 
@@ -88,38 +84,6 @@ async fn connect_with_retries(config: &Config) -> Result<Arc<dyn store::Store>, 
     }
 }
 
-/// Where the signing keys come from: `JWT_SECRET` / `JWT_PRIVATE_KEY_FILE` when set, else the
-/// database.
-fn key_settings(config: &Config) -> Result<KeySettings, KeyError> {
-    let secs = |d: std::time::Duration| d.as_secs() as i64;
-    let fixed = match config.jwt_algorithm {
-        JwtAlgorithm::Hs256 => config.jwt_secret.clone().map(FixedKey::Hs256),
-        JwtAlgorithm::EdDsa => match &config.jwt_private_key_file {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    KeyError::Config(format!("JWT_PRIVATE_KEY_FILE {}: {e}", path.display()))
-                })?;
-                let pem = pem::parse(text).map_err(|e| {
-                    KeyError::Config(format!("JWT_PRIVATE_KEY_FILE is not PEM: {e}"))
-                })?;
-                Some(FixedKey::Ed25519Pkcs8(pem.into_contents()))
-            }
-        },
-    };
-    Ok(KeySettings {
-        algorithm: match config.jwt_algorithm {
-            JwtAlgorithm::Hs256 => jsonwebtoken::Algorithm::HS256,
-            JwtAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-        },
-        fixed,
-        encryption_secret: config.key_encryption_secret.clone(),
-        jwks_cache_ttl: secs(config.jwks_cache_ttl),
-        jwt_ttl: secs(config.jwt_ttl),
-        rotation_interval: config.key_rotation_interval.map(secs),
-    })
-}
-
 /// How often every replica re-reads the signing keys: well inside `JWKS_CACHE_TTL`, so each one
 /// knows a new key long before it starts signing.
 fn key_reload_interval(jwks_cache_ttl: i64) -> std::time::Duration {
@@ -134,8 +98,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     http::metrics::handle();
-    let purger = session::purge::spawn_purger(state.service.clone(), state.purge_interval);
-    let metrics_server = match state.metrics_addr {
+    let purger = session::purge::spawn_purger(state.service.clone(), state.config.purge_interval);
+    let metrics_server = match state.config.metrics_addr {
         None => None,
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -75,7 +75,7 @@ pub struct AdminSessionPage {
     params(("user_id" = Option<i64>, Query), ("email" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = AdminSessionPage),
+        (status = 200, description = "A page of sessions", body = AdminSessionPage),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
@@ -111,7 +111,7 @@ async fn list(
     params(("user_id" = i64, Query)),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
@@ -143,7 +143,7 @@ async fn revoke_user(
     params(("id" = String, Path)),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 404, description = "No such live session", body = ErrorBody),
@@ -206,7 +206,7 @@ impl From<User> for UserItem {
     params(("id" = i64, Path)),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = UserItem),
+        (status = 200, description = "The user", body = UserItem),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ErrorBody};
 use super::extract::SessionToken;
 use super::AppState;
+use crate::config::Choice;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v2/system/environment", get(environment))
@@ -21,7 +22,7 @@ pub fn router() -> Router<AppState> {
     summary = "What clients and operators check; `platform` only for a valid token, more for an administrator",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = Object),
+        (status = 200, description = "OK", body = Object),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
@@ -33,7 +34,7 @@ async fn environment(
 ) -> Result<Json<Value>, ApiError> {
     // A token that is sent must be good, as in DreamFactory; no token is fine.
     let caller = state.service.optional_caller(token.0.as_deref()).await?;
-    let policy = state.service.policy();
+    let config = &state.config;
     let payload = json!({ "email": "string", "password": "string", "remember_me": "bool" });
     let mut body = json!({
         "authentication": {
@@ -42,14 +43,14 @@ async fn environment(
             "oauth": [],
             "adldap": [],
             "saml": [],
-            "allow_open_registration": policy.allow_open_registration,
+            "allow_open_registration": config.allow_open_registration,
             "open_reg_email_service_id": null,
-            "allow_forever_sessions": policy.allow_forever_sessions,
-            "login_attribute": policy.login_attribute.as_str(),
-            "jwt_ttl_seconds": policy.jwt_ttl,
-            "jwt_refresh_ttl_seconds": policy.refresh_ttl,
-            "refresh_reuse_grace_seconds": policy.reuse_grace,
-            "session_idle_ttl_seconds": policy.idle_ttl,
+            "allow_forever_sessions": config.allow_forever_sessions,
+            "login_attribute": config.login_attribute.as_str(),
+            "jwt_ttl_seconds": config.jwt_ttl.as_secs(),
+            "jwt_refresh_ttl_seconds": config.jwt_refresh_ttl.as_secs(),
+            "refresh_reuse_grace_seconds": config.refresh_reuse_grace.as_secs(),
+            "session_idle_ttl_seconds": config.session_idle_ttl.map(|d| d.as_secs()),
         },
         "apps": [],
     });
@@ -62,11 +63,11 @@ async fn environment(
         if caller.view.user.is_sys_admin {
             platform["git_revision"] = json!(env!("TENURE_GIT_REVISION"));
             platform["db_driver"] = json!(state.service.store().backend());
-            platform["key_algorithm"] = state.settings["jwt_algorithm"].clone();
+            platform["key_algorithm"] = json!(config.jwt_algorithm.name());
             platform["uptime_seconds"] = json!(state.started_at.elapsed().as_secs());
             platform["host"] = json!(state.host);
             // Effective settings, durations in seconds, secrets masked.
-            platform["settings"] = (*state.settings).clone();
+            platform["settings"] = config.public_settings();
         }
         body["platform"] = platform;
     }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::config::parse_loose_bool;
 use crate::session::ClientInfo;
 
 /// The session token, from (in DreamFactory's order) `Authorization: Bearer …`, the
@@ -82,13 +83,9 @@ impl Query {
             .transpose()
     }
 
-    /// `true`, `1`, `yes` and `on` are true.
+    /// `true`, `1`, `yes` and `on` are true ([`parse_loose_bool`]); anything else is false.
     pub fn flag(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| {
-            ["true", "1", "yes", "on"]
-                .iter()
-                .any(|t| v.eq_ignore_ascii_case(t))
-        })
+        self.get(name).and_then(parse_loose_bool) == Some(true)
     }
 }
 
@@ -189,7 +186,7 @@ impl FromRequestParts<AppState> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let ip = peer.map(|peer| client_ip(peer, &parts.headers, &state.trusted_proxies));
+        let ip = peer.map(|peer| client_ip(peer, &parts.headers, &state.config.trusted_proxies));
         Ok(Self(ClientInfo {
             device: header("x-device-model"),
             user_agent: header(USER_AGENT.as_str()),
@@ -251,11 +248,10 @@ pub fn loose_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D:
         Some(Loose::Bool(b)) => Ok(b),
         Some(Loose::Int(n)) => Ok(n != 0),
         Some(Loose::Float(n)) => Ok(n != 0.0),
-        Some(Loose::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" | "" => Ok(false),
-            _ => Err(D::Error::custom("expected a boolean")),
-        },
+        Some(Loose::Text(s)) if s.trim().is_empty() => Ok(false),
+        Some(Loose::Text(s)) => {
+            parse_loose_bool(&s).ok_or_else(|| D::Error::custom("expected a boolean"))
+        }
     }
 }
 

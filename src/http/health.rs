@@ -22,14 +22,14 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/health/live", tag = "health", summary = "Liveness (no I/O)",
-    responses((status = 200, body = Object)))]
+    responses((status = 200, description = "OK", body = Object)))]
 async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     summary = "Readiness: the database answers and migrations are applied",
-    responses((status = 200, body = Object), (status = 503, description = "What is wrong", body = Object)))]
+    responses((status = 200, description = "OK", body = Object), (status = 503, description = "What is wrong", body = Object)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = state.service.store();
     let database = match tokio::time::timeout(READY_TIMEOUT, store.ready()).await {

@@ -33,6 +33,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::config::Config;
 use crate::session::SessionService;
 use error::ApiError;
 
@@ -75,24 +76,15 @@ pub struct AppState {
     /// This server's host name, reported as `host` in session answers.
     pub host: Arc<str>,
     pub started_at: Instant,
-    pub request_timeout: Duration,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Arc<[ipnet::IpNet]>,
-    /// How often the background purge runs.
-    pub purge_interval: Duration,
-    /// Exact origins CORS allows; empty means no CORS headers at all.
-    pub cors_allowed_origins: Arc<[String]>,
-    /// When set, `/metrics` is served there instead of on the main address.
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// The configuration, as `/api/v2/system/environment` shows it to administrators.
-    pub settings: Arc<serde_json::Value>,
+    /// The configuration (request timeout, trusted proxies, CORS origins, metrics address…).
+    pub config: Arc<Config>,
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let timeout = state.request_timeout;
-    let cors = cors_layer(&state.cors_allowed_origins);
-    let metrics_here = state.metrics_addr.is_none();
+    let timeout = state.config.request_timeout;
+    let cors = cors_layer(&state.config.cors_allowed_origins);
+    let metrics_here = state.config.metrics_addr.is_none();
     Router::new()
         .merge(if metrics_here {
             metrics::router()

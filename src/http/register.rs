@@ -39,7 +39,7 @@ pub struct RegisterBody {
     request_body = RegisterBody,
     params(("login" = Option<bool>, Query, description = "also start an ordinary session")),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 400, description = "Validation failed", body = ErrorBody),
         (status = 403, description = "Open registration is off", body = ErrorBody),
         (status = 413, description = "A body over 64 KiB", body = ErrorBody),

@@ -180,7 +180,7 @@ async fn logout(
     summary = "Log in (remember_me: a forever session)",
     request_body = LoginBody,
     responses(
-        (status = 200, body = SessionInfo),
+        (status = 200, description = "The session", body = SessionInfo),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "Invalid credentials", body = ErrorBody),
         (status = 409, description = "At the session cap with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
@@ -205,7 +205,7 @@ async fn user_login(
     summary = "Log in as a system administrator",
     request_body = LoginBody,
     responses(
-        (status = 200, body = SessionInfo),
+        (status = 200, description = "The session", body = SessionInfo),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "Invalid credentials", body = ErrorBody),
         (status = 409, description = "At the session cap with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
@@ -230,7 +230,7 @@ async fn admin_login(
     summary = "The current session",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SessionInfo),
+        (status = 200, description = "The session", body = SessionInfo),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
@@ -250,7 +250,7 @@ async fn user_current(
     summary = "An administrator's current session",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SessionInfo),
+        (status = 200, description = "The session", body = SessionInfo),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
@@ -270,7 +270,7 @@ async fn admin_current(
     summary = "Refresh: an expired token of a live session gets its successor",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SessionInfo),
+        (status = 200, description = "The session", body = SessionInfo),
         (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
@@ -289,7 +289,7 @@ async fn user_refresh(
     summary = "Refresh an administrator's token",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SessionInfo),
+        (status = 200, description = "The session", body = SessionInfo),
         (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
@@ -309,7 +309,7 @@ async fn admin_refresh(
     params(("scope" = Option<String>, Query, description = "local (default), others or global")),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
@@ -332,7 +332,7 @@ async fn user_logout(
     params(("scope" = Option<String>, Query, description = "local (default), others or global")),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),

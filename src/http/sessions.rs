@@ -64,7 +64,7 @@ pub struct SessionList {
     summary = "The caller's live sessions, newest first",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SessionList),
+        (status = 200, description = "The sessions", body = SessionList),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
@@ -91,7 +91,7 @@ async fn list(
     params(("id" = String, Path, description = "The session id")),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 404, description = "Not a live session of the caller", body = ErrorBody),
@@ -125,7 +125,7 @@ pub struct PasswordBody {
     request_body = PasswordBody,
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, body = SuccessBody),
+        (status = 200, description = "Done", body = SuccessBody),
         (status = 400, description = "Validation failed (old password wrong, new one too short)", body = ErrorBody),
         (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::token::{self, Claims};
 use super::{short, Audience, Authenticated, Reason, SessionError, SessionService};
+use crate::clock::Seconds;
 use crate::store::{Session, SessionWithUser, Touch};
 
 /// Which sessions a logout ends (Supabase's scopes; `Local` is DreamFactory's behaviour).
@@ -145,7 +146,7 @@ impl SessionService {
         let now = self.clock.now();
         let claims = self
             .keys
-            .verify(token, now, self.policy.leeway)
+            .verify(token, now, self.config.jwt_leeway.seconds())
             .await
             .map_err(SessionError::InvalidToken)?;
         // A signed token (forgeries do not count): a request that must not wait behind
@@ -155,7 +156,7 @@ impl SessionService {
         let touch = (!expired).then_some(Touch {
             gen: claims.gen,
             now,
-            older_than: now - self.policy.last_seen_resolution,
+            older_than: now - self.last_seen_resolution(),
         });
         let Some(view) = self
             .store

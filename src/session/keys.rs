@@ -27,7 +27,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::token::{token_kid, Claims, SigningKey, TokenDefect};
-use crate::clock::UnixTime;
+use crate::clock::{Seconds, UnixTime};
+use crate::config::{Config, JwtAlgorithm};
 use crate::store::{KeyRow, Store, StoreError};
 
 /// The settings row where the first version of tenure kept its generated HS256 secret.
@@ -63,20 +64,31 @@ pub enum KeyError {
     },
 }
 
-/// Where keys come from and how they rotate (from the configuration).
-pub struct KeySettings {
-    pub algorithm: Algorithm,
-    /// `JWT_SECRET` (HS256) or `JWT_PRIVATE_KEY_FILE` (EdDSA): a fixed key; no rotation.
-    pub fixed: Option<FixedKey>,
-    pub encryption_secret: Option<SecretString>,
-    pub jwks_cache_ttl: i64,
-    pub jwt_ttl: i64,
-    pub rotation_interval: Option<i64>,
-}
-
+/// A key fixed by configuration; no rotation.
 pub enum FixedKey {
     Hs256(SecretString),
     Ed25519Pkcs8(Vec<u8>),
+}
+
+impl FixedKey {
+    /// `JWT_SECRET` (HS256) or the key in `JWT_PRIVATE_KEY_FILE` (EdDSA), when set.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, KeyError> {
+        match config.jwt_algorithm {
+            JwtAlgorithm::Hs256 => Ok(config.jwt_secret.clone().map(Self::Hs256)),
+            JwtAlgorithm::EdDsa => {
+                let Some(path) = &config.jwt_private_key_file else {
+                    return Ok(None);
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    KeyError::Config(format!("JWT_PRIVATE_KEY_FILE {}: {e}", path.display()))
+                })?;
+                let pem = pem::parse(text).map_err(|e| {
+                    KeyError::Config(format!("JWT_PRIVATE_KEY_FILE is not PEM: {e}"))
+                })?;
+                Ok(Some(Self::Ed25519Pkcs8(pem.into_contents())))
+            }
+        }
+    }
 }
 
 /// A key's place in its life.
@@ -119,7 +131,13 @@ pub struct KeyStatus {
 
 pub struct KeyRing {
     store: Arc<dyn Store>,
-    settings: KeySettings,
+    /// `JWT_ALGORITHM`, `KEY_ENCRYPTION_SECRET`, `JWKS_CACHE_TTL`, `DF_JWT_TTL`,
+    /// `KEY_ROTATION_INTERVAL`.
+    config: Arc<Config>,
+    /// The configured algorithm.
+    algorithm: Algorithm,
+    /// The key from the configuration, when there is one.
+    fixed: Option<FixedKey>,
     cipher: Option<ChaCha20Poly1305>,
     /// All keys, oldest activation first.
     keys: ArcSwap<Vec<Arc<SigningKey>>>,
@@ -138,29 +156,34 @@ impl KeyRing {
     /// algorithm (replicas starting together agree: the first key's kid is fixed).
     pub async fn load(
         store: Arc<dyn Store>,
-        settings: KeySettings,
+        config: Arc<Config>,
         now: UnixTime,
     ) -> Result<Self, KeyError> {
-        let cipher = settings
-            .encryption_secret
+        let cipher = config
+            .key_encryption_secret
             .as_ref()
             .map(cipher_from)
             .transpose()?;
         let ring = Self {
             store,
-            settings,
+            algorithm: match config.jwt_algorithm {
+                JwtAlgorithm::Hs256 => Algorithm::HS256,
+                JwtAlgorithm::EdDsa => Algorithm::EdDSA,
+            },
+            fixed: FixedKey::from_config(&config)?,
+            config,
             cipher,
             keys: ArcSwap::from_pointee(Vec::new()),
             last_reload: ArcSwap::from_pointee(Instant::now()),
         };
-        if ring.settings.fixed.is_none() {
+        if ring.fixed.is_none() {
             // Every stored key must open with the configured secret before anything is
             // written: a start with a wrong or missing secret changes nothing.
             for row in ring.store.signing_keys().await? {
                 ring.key_from_row(&row)?;
             }
             ring.import_legacy_secret().await?;
-            let alg = algorithm_name(ring.settings.algorithm);
+            let alg = algorithm_name(ring.algorithm);
             let rows = ring.store.signing_keys().await?;
             if !rows.iter().any(|r| r.algorithm == alg) {
                 // Signs at once: nothing was published before it anyway.
@@ -178,7 +201,7 @@ impl KeyRing {
     /// Re-reads the keys from the database.
     pub async fn reload(&self) -> Result<(), KeyError> {
         let mut keys = Vec::new();
-        if let Some(fixed) = &self.settings.fixed {
+        if let Some(fixed) = &self.fixed {
             keys.push(Arc::new(self.fixed_key(fixed)?));
         } else {
             for row in self.store.signing_keys().await? {
@@ -198,9 +221,7 @@ impl KeyRing {
     /// The key that signs tokens issued at `at`.
     fn signing_key(&self, at: UnixTime) -> Option<Arc<SigningKey>> {
         let keys = self.snapshot();
-        let mine = keys
-            .iter()
-            .filter(|k| k.algorithm == self.settings.algorithm);
+        let mine = keys.iter().filter(|k| k.algorithm == self.algorithm);
         mine.clone()
             .rfind(|k| k.activates_at <= at)
             .or_else(|| mine.clone().next())
@@ -229,7 +250,7 @@ impl KeyRing {
         // set, else by the secret the first version generated.
         let kid = match token_kid(token)? {
             Some(kid) => kid,
-            None => match &self.settings.fixed {
+            None => match &self.fixed {
                 Some(_) => self
                     .snapshot()
                     .first()
@@ -268,13 +289,13 @@ impl KeyRing {
                     .filter(|k| k.algorithm == key.algorithm && k.activates_at > key.activates_at)
                     .map(|k| k.activates_at)
                     .min();
-                let unpublished_at = replaced_at.map(|t| t + self.settings.jwt_ttl);
+                let unpublished_at = replaced_at.map(|t| t + self.config.jwt_ttl.seconds());
                 let state = if key.activates_at > now {
                     KeyState::Next
                 } else if current.as_deref() == Some(key.kid.as_str()) {
                     KeyState::Current
                 } else if unpublished_at.is_some_and(|t| t > now)
-                    || (replaced_at.is_none() && key.algorithm == self.settings.algorithm)
+                    || (replaced_at.is_none() && key.algorithm == self.algorithm)
                 {
                     KeyState::Retiring
                 } else {
@@ -314,14 +335,14 @@ impl KeyRing {
 
     /// Seconds downstream caches may keep the JWKS.
     pub fn jwks_cache_ttl(&self) -> i64 {
-        self.settings.jwks_cache_ttl
+        self.config.jwks_cache_ttl.seconds()
     }
 
     /// Adds a key that is published now and signs from `now + JWKS_CACHE_TTL`. Refused while
     /// another key is still waiting to sign, or when the key is fixed by configuration.
     pub async fn rotate(&self, now: UnixTime) -> Result<String, KeyError> {
         self.reload().await?;
-        if self.settings.fixed.is_some() {
+        if self.fixed.is_some() {
             return Err(KeyError::Config(
                 "the signing key comes from JWT_SECRET or JWT_PRIVATE_KEY_FILE; change it there"
                     .into(),
@@ -337,8 +358,8 @@ impl KeyRing {
                 next.kid, next.activates_at
             )));
         }
-        let kid = random_kid(self.settings.algorithm);
-        let row = self.generate(&kid, now, now + self.settings.jwks_cache_ttl)?;
+        let kid = random_kid(self.algorithm);
+        let row = self.generate(&kid, now, now + self.jwks_cache_ttl())?;
         self.store.insert_signing_key(&row).await?;
         self.reload().await?;
         tracing::info!(
@@ -352,10 +373,10 @@ impl KeyRing {
     /// With `KEY_ROTATION_INTERVAL`, schedules the next key when the current one has signed
     /// for that long. Replicas doing this at once derive the same kid, so one key wins.
     pub async fn rotate_if_due(&self, now: UnixTime) -> Result<(), KeyError> {
-        let Some(interval) = self.settings.rotation_interval else {
+        let Some(interval) = self.config.key_rotation_interval.map(|d| d.seconds()) else {
             return Ok(());
         };
-        if self.settings.fixed.is_some() {
+        if self.fixed.is_some() {
             return Ok(());
         }
         self.reload().await?;
@@ -370,9 +391,9 @@ impl KeyRing {
         if now < due_at {
             return Ok(());
         }
-        let alg = algorithm_name(self.settings.algorithm).to_ascii_lowercase();
+        let alg = algorithm_name(self.algorithm).to_ascii_lowercase();
         let kid = format!("{alg}-{due_at}");
-        let row = self.generate(&kid, now, now + self.settings.jwks_cache_ttl)?;
+        let row = self.generate(&kid, now, now + self.jwks_cache_ttl())?;
         if self.store.insert_signing_key(&row).await? {
             tracing::info!(kid, "scheduled signing key rotation");
         }
@@ -390,7 +411,7 @@ impl KeyRing {
             kid: kid.to_owned(),
             message: message.to_owned(),
         };
-        let (secret, public_key) = match self.settings.algorithm {
+        let (secret, public_key) = match self.algorithm {
             Algorithm::EdDSA => {
                 let seed: [u8; 32] =
                     random_bytes().map_err(|_| fail("no randomness for an Ed25519 key"))?;
@@ -409,7 +430,7 @@ impl KeyRing {
         };
         Ok(KeyRow {
             kid: kid.to_owned(),
-            algorithm: algorithm_name(self.settings.algorithm).to_owned(),
+            algorithm: algorithm_name(self.algorithm).to_owned(),
             secret: self.seal(kid, &secret)?,
             public_key,
             created_at: now,

@@ -6,7 +6,7 @@ use super::{
     has_forbidden_chars, normalize_email, normalize_username, short, Audience, Authenticated,
     LoginRequest, SessionError, SessionService, MAX_FIELD_CHARS,
 };
-use crate::clock::UnixTime;
+use crate::clock::{Seconds, UnixTime};
 use crate::config::LoginAttribute;
 use crate::store::LoginFailures;
 
@@ -60,13 +60,13 @@ impl SessionService {
         request: LoginRequest,
         audience: Audience,
     ) -> Result<Authenticated, SessionError> {
-        let identifier = match self.policy.login_attribute {
+        let identifier = match self.config.login_attribute {
             LoginAttribute::Email => request.email.as_deref().map(normalize_email),
             LoginAttribute::Username => request.username.as_deref().map(normalize_username),
         }
         .filter(|v| !v.is_empty())
         .ok_or(SessionError::MissingField(
-            self.policy.login_attribute.as_str(),
+            self.config.login_attribute.as_str(),
         ))?;
         let password = request
             .password
@@ -87,7 +87,7 @@ impl SessionService {
             if identifier.chars().count() > MAX_FIELD_CHARS || has_forbidden_chars(&identifier) {
                 None
             } else {
-                match self.policy.login_attribute {
+                match self.config.login_attribute {
                     LoginAttribute::Email => self.store.user_by_email(&identifier).await?,
                     LoginAttribute::Username => self.store.user_by_username(&identifier).await?,
                 }
@@ -114,7 +114,7 @@ impl SessionService {
             return Err(SessionError::InvalidCredentials);
         }
 
-        let forever = request.remember_me && self.policy.allow_forever_sessions;
+        let forever = request.remember_me && self.config.allow_forever_sessions;
         let view = self.start_session(&user, forever, request.client).await?;
         tracing::info!(
             user_id = user.id,
@@ -152,7 +152,7 @@ impl SessionService {
         keys: &ThrottleKeys,
         now: UnixTime,
     ) -> Result<(), SessionError> {
-        let window_cutoff = now - self.policy.login_failure_window;
+        let window_cutoff = now - self.config.login_failure_window.seconds();
         for key in keys.all() {
             self.store
                 .record_login_failure(&key, now, window_cutoff)
@@ -165,19 +165,20 @@ impl SessionService {
     /// base delay doubling with each further failure, up to the cap. Never permanent.
     fn backoff_remaining(&self, row: &LoginFailures, now: UnixTime) -> Option<i64> {
         let threshold = if row.key.starts_with("ip:") {
-            self.policy.login_max_failures_per_ip
+            i64::from(self.config.login_max_failures_per_ip)
         } else {
-            self.policy.login_max_failures
+            i64::from(self.config.login_max_failures)
         };
         if row.failures < threshold {
             return None;
         }
         let doublings = (row.failures - threshold).min(MAX_BACKOFF_DOUBLINGS);
         let delay = self
-            .policy
+            .config
             .login_backoff_base
+            .seconds()
             .saturating_mul(1_i64 << doublings)
-            .min(self.policy.login_backoff_max);
+            .min(self.config.login_backoff_max.seconds());
         let remaining = row.last_failure_at + delay - now;
         (remaining > 0).then_some(remaining)
     }

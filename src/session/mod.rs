@@ -24,68 +24,14 @@ pub use error::{Reason, SessionError};
 use keys::KeyRing;
 use token::Claims;
 
-use crate::clock::{Clock, UnixTime};
-use crate::config::{Config, LoginAttribute, SessionLimitPolicy};
+use crate::clock::{Clock, Seconds, UnixTime};
+use crate::config::{Config, SessionLimitPolicy};
 use crate::password::PasswordHasherPool;
 use crate::store::{Liveness, NewSession, SessionLimit, SessionWithUser, Store, StoreError, User};
 
 /// Longest accepted values, so nothing unbounded reaches the database.
 const MAX_FIELD_CHARS: usize = 255;
 const MAX_PASSWORD_CHARS: usize = 1024;
-
-/// The rules, in seconds, taken from [`Config`] once.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub jwt_ttl: i64,
-    pub refresh_ttl: i64,
-    pub leeway: i64,
-    pub allow_forever_sessions: bool,
-    pub allow_open_registration: bool,
-    pub login_attribute: LoginAttribute,
-    pub idle_ttl: Option<i64>,
-    pub reuse_grace: i64,
-    pub password_min_length: usize,
-    pub max_sessions_per_user: u32,
-    pub reject_over_limit: bool,
-    pub last_seen_resolution: i64,
-    pub login_max_failures: i64,
-    pub login_max_failures_per_ip: i64,
-    pub login_failure_window: i64,
-    pub login_backoff_base: i64,
-    pub login_backoff_max: i64,
-    pub revoked_retention: i64,
-}
-
-impl Policy {
-    pub fn from_config(config: &Config) -> Self {
-        let secs = |d: std::time::Duration| d.as_secs() as i64;
-        Self {
-            jwt_ttl: secs(config.jwt_ttl),
-            refresh_ttl: secs(config.jwt_refresh_ttl),
-            leeway: secs(config.jwt_leeway),
-            allow_forever_sessions: config.allow_forever_sessions,
-            allow_open_registration: config.allow_open_registration,
-            login_attribute: config.login_attribute,
-            idle_ttl: config.session_idle_ttl.map(secs),
-            reuse_grace: secs(config.refresh_reuse_grace),
-            password_min_length: config.password_min_length,
-            max_sessions_per_user: config.max_sessions_per_user,
-            reject_over_limit: config.session_limit_policy == SessionLimitPolicy::Reject,
-            // Idle expiry must see use: record it at least twice per idle period, whatever
-            // the resolution says.
-            last_seen_resolution: match config.session_idle_ttl {
-                Some(idle) => secs(config.last_seen_resolution).min(secs(idle) / 2),
-                None => secs(config.last_seen_resolution),
-            },
-            login_max_failures: i64::from(config.login_max_failures),
-            login_max_failures_per_ip: i64::from(config.login_max_failures_per_ip),
-            login_failure_window: secs(config.login_failure_window),
-            login_backoff_base: secs(config.login_backoff_base),
-            login_backoff_max: secs(config.login_backoff_max),
-            revoked_retention: secs(config.revoked_retention),
-        }
-    }
-}
 
 /// A login attempt, as the handler parsed it.
 #[derive(Debug)]
@@ -139,7 +85,8 @@ pub struct SessionService {
     keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasherPool,
-    policy: Policy,
+    /// The rules: lifetimes, limits, what login and registration allow.
+    config: Arc<Config>,
 }
 impl SessionService {
     pub fn new(
@@ -147,19 +94,20 @@ impl SessionService {
         keys: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         hasher: PasswordHasherPool,
-        policy: Policy,
+        config: Arc<Config>,
     ) -> Self {
         Self {
             store,
             keys,
             clock,
             hasher,
-            policy,
+            config,
         }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The configuration the rules come from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     pub fn keys(&self) -> &Arc<KeyRing> {
@@ -191,7 +139,8 @@ impl SessionService {
             verified_hash: Some(user.password_hash.clone()),
             forever,
             created_at: now,
-            refresh_until: (!forever).then(|| now.saturating_add(self.policy.refresh_ttl)),
+            refresh_until: (!forever)
+                .then(|| now.saturating_add(self.config.jwt_refresh_ttl.seconds())),
             device: client
                 .device
                 .or_else(|| client.user_agent.as_deref().map(device_name))
@@ -200,8 +149,8 @@ impl SessionService {
             ip: client.ip,
         };
         let limit = SessionLimit {
-            max: self.policy.max_sessions_per_user,
-            reject: self.policy.reject_over_limit,
+            max: self.config.max_sessions_per_user,
+            reject: self.config.session_limit_policy == SessionLimitPolicy::Reject,
             evict_reason: Reason::SessionLimit.as_str(),
         };
         match self
@@ -218,7 +167,7 @@ impl SessionService {
 
     /// The token for the session's current `gen`.
     fn issue(&self, view: SessionWithUser) -> Result<Authenticated, SessionError> {
-        let claims = Claims::for_session(&view.session, self.policy.jwt_ttl);
+        let claims = Claims::for_session(&view.session, self.config.jwt_ttl.seconds());
         let token = self.keys.sign(&claims)?;
         Ok(Authenticated {
             token,
@@ -237,7 +186,17 @@ impl SessionService {
 
     /// Sessions last seen before this are idle-expired (when idle expiry is on).
     fn idle_cutoff(&self, now: UnixTime) -> Option<UnixTime> {
-        self.policy.idle_ttl.map(|ttl| now - ttl)
+        self.config.session_idle_ttl.map(|ttl| now - ttl.seconds())
+    }
+
+    /// `last_seen_at` is written at most this often: `LAST_SEEN_RESOLUTION`, but at least
+    /// twice per idle period, so idle expiry sees use whatever the resolution says.
+    fn last_seen_resolution(&self) -> i64 {
+        let resolution = self.config.last_seen_resolution.seconds();
+        match self.config.session_idle_ttl {
+            Some(idle) => resolution.min(idle.seconds() / 2),
+            None => resolution,
+        }
     }
 }
 

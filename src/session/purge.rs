@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{SessionError, SessionService};
+use crate::clock::Seconds;
 use crate::store::Purge;
 
 /// Rows deleted per statement at most.
@@ -21,14 +22,15 @@ impl SessionService {
             let now = self.clock.now();
             let purge = Purge {
                 now,
-                tokens_expired_before: now - self.policy.jwt_ttl,
+                tokens_expired_before: now - self.config.jwt_ttl.seconds(),
                 idle_cutoff: self.idle_cutoff(now),
-                revoked_before: now - self.policy.revoked_retention,
+                revoked_before: now - self.config.revoked_retention.seconds(),
                 failures_before: now
                     - self
-                        .policy
+                        .config
                         .login_failure_window
-                        .max(self.policy.login_backoff_max),
+                        .max(self.config.login_backoff_max)
+                        .seconds(),
                 batch: PURGE_BATCH,
             };
             let deleted = self.store.purge(&purge).await?;

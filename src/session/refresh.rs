@@ -2,7 +2,7 @@
 
 use super::token::Claims;
 use super::{short, Audience, Authenticated, Reason, SessionError, SessionService};
-use crate::clock::UnixTime;
+use crate::clock::{Seconds, UnixTime};
 use crate::store::{Rotation, SessionWithUser};
 
 /// How many times a refresh retries when the row changed between its rotation attempt and
@@ -48,7 +48,7 @@ impl SessionService {
         let now = self.clock.now();
         let claims = self
             .keys
-            .verify(token, now, self.policy.leeway)
+            .verify(token, now, self.config.jwt_leeway.seconds())
             .await
             .map_err(|defect| SessionError::RefreshRefused {
                 reason: Reason::InvalidToken,
@@ -127,8 +127,8 @@ impl SessionService {
         }
         if claims.gen < session.gen {
             let racer = claims.gen + 1 == session.gen
-                && self.policy.reuse_grace > 0
-                && now - session.rotated_at <= self.policy.reuse_grace;
+                && !self.config.refresh_reuse_grace.is_zero()
+                && now - session.rotated_at <= self.config.refresh_reuse_grace.seconds();
             return if racer {
                 Verdict::Grace
             } else {
@@ -142,9 +142,9 @@ impl SessionService {
             ));
         }
         if self
-            .policy
-            .idle_ttl
-            .is_some_and(|ttl| session.last_seen_at < now - ttl)
+            .config
+            .session_idle_ttl
+            .is_some_and(|ttl| session.last_seen_at < now - ttl.seconds())
         {
             return Verdict::Refuse(SessionError::refresh(
                 Reason::IdleTimeout,

@@ -58,7 +58,7 @@ impl SessionService {
                 .or_default()
                 .push(format!("The username {FORBIDDEN_CHARS_RULE}."));
         }
-        if self.policy.login_attribute == LoginAttribute::Username && username.is_none() {
+        if self.config.login_attribute == LoginAttribute::Username && username.is_none() {
             errors
                 .entry("username")
                 .or_default()
@@ -154,7 +154,7 @@ impl SessionService {
         login: bool,
         client: ClientInfo,
     ) -> Result<Option<Authenticated>, SessionError> {
-        if !self.policy.allow_open_registration {
+        if !self.config.allow_open_registration {
             return Err(SessionError::RegistrationDisabled);
         }
         let user = self
@@ -235,10 +235,10 @@ impl SessionService {
     /// What is wrong with a proposed password, if anything (`PASSWORD_MIN_LENGTH`).
     fn password_problem(&self, password: Option<&SecretString>) -> Option<String> {
         let length = password.map_or(0, |p| p.expose_secret().chars().count());
-        if length < self.policy.password_min_length {
+        if length < self.config.password_min_length {
             Some(format!(
                 "The password must be at least {} characters.",
-                self.policy.password_min_length
+                self.config.password_min_length
             ))
         } else if length > MAX_PASSWORD_CHARS {
             Some(format!(
