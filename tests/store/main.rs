@@ -41,7 +41,7 @@ macro_rules! conformance {
 // mod purge;
 // mod revoke;
 // mod rotation;
-// mod sessions;
+mod sessions;
 // mod throttle;
 mod users;
 
