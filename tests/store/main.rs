@@ -39,8 +39,8 @@ macro_rules! conformance {
 // mod keys;
 // mod limits;
 // mod purge;
-// mod revoke;
-// mod rotation;
+mod revoke;
+mod rotation;
 mod sessions;
 // mod throttle;
 mod users;
