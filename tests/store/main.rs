@@ -37,7 +37,7 @@ macro_rules! conformance {
 }
 
 // mod keys;
-// mod limits;
+mod limits;
 // mod purge;
 mod revoke;
 mod rotation;
