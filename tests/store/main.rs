@@ -36,13 +36,13 @@ macro_rules! conformance {
     };
 }
 
-// mod keys;
+mod keys;
 mod limits;
-// mod purge;
+mod purge;
 mod revoke;
 mod rotation;
 mod sessions;
-// mod throttle;
+mod throttle;
 mod users;
 
 // mod service;
