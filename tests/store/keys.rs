@@ -96,10 +96,7 @@ async fn signing_keys_are_stored_once_and_listed_by_activation(store: Arc<dyn St
 }
 
 async fn a_key_secret_can_be_replaced(store: Arc<dyn Store>) {
-    assert!(store
-        .insert_signing_key(&key("hs256-a", T0))
-        .await
-        .unwrap());
+    assert!(store.insert_signing_key(&key("hs256-a", T0)).await.unwrap());
     assert!(store
         .insert_signing_key(&key("hs256-b", T0 + 1))
         .await

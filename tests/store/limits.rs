@@ -53,7 +53,11 @@ async fn at_the_cap_the_least_recently_seen_sessions_are_evicted(store: Arc<dyn 
     );
     let sessions = store.user_sessions(jane.id, &live(T0 + 10)).await.unwrap();
     assert_eq!(ids(&sessions), vec![third.id, older]);
-    assert_eq!(row(&store, johns).await.revoked_at, None, "other users are untouched");
+    assert_eq!(
+        row(&store, johns).await.revoked_at,
+        None,
+        "other users are untouched"
+    );
 
     // A lower cap evicts as many as it takes, oldest seen first; equal last-seen times go by
     // login time.
@@ -73,9 +77,7 @@ async fn at_the_cap_the_least_recently_seen_sessions_are_evicted(store: Arc<dyn 
     }
 }
 
-async fn at_the_cap_a_rejecting_limit_refuses_the_login_and_changes_nothing(
-    store: Arc<dyn Store>,
-) {
+async fn at_the_cap_a_rejecting_limit_refuses_the_login_and_changes_nothing(store: Arc<dyn Store>) {
     let jane = user(&store, "jane@example.com").await;
     let first = login(&store, &forever(&jane, T0)).await;
     let second = store
@@ -94,7 +96,11 @@ async fn at_the_cap_a_rejecting_limit_refuses_the_login_and_changes_nothing(
     assert!(!exists(&store, third.id).await);
     let sessions = store.user_sessions(jane.id, &live(T0 + 2)).await.unwrap();
     assert_eq!(ids(&sessions), vec![second, first]);
-    let stored = store.user_by_email("jane@example.com").await.unwrap().unwrap();
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         stored.last_login_at,
         Some(T0 + 1),

@@ -45,4 +45,4 @@ mod sessions;
 mod throttle;
 mod users;
 
-// mod service;
+mod service;

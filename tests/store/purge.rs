@@ -43,7 +43,10 @@ async fn purge_deletes_exactly_the_dead_rows(store: Arc<dyn Store>) {
     let revoked_old = login(&store, &forever(&jane, T0 + 2)).await;
     let revoked_recent = login(&store, &forever(&jane, T0 + 3)).await;
     for (id, at) in [(revoked_old, T0 + 499), (revoked_recent, T0 + 500)] {
-        assert!(store.revoke_session(id, None, at, "logged_out").await.unwrap());
+        assert!(store
+            .revoke_session(id, None, at, "logged_out")
+            .await
+            .unwrap());
     }
     // Failure counters: last failure before the cutoff goes; at it stays.
     store
@@ -99,7 +102,10 @@ async fn purge_deletes_exactly_the_dead_rows(store: Arc<dyn Store>) {
     assert!(!exists(&store, revoked_recent).await);
     assert!(store.login_failures(&keys).await.unwrap().is_empty());
     assert!(exists(&store, open).await);
-    assert_eq!(store.count_live_sessions(&live(T0 + 1051)).await.unwrap(), 1);
+    assert_eq!(
+        store.count_live_sessions(&live(T0 + 1051)).await.unwrap(),
+        1
+    );
 }
 
 async fn purge_deletes_at_most_one_batch_per_kind(store: Arc<dyn Store>) {
@@ -107,7 +113,10 @@ async fn purge_deletes_at_most_one_batch_per_kind(store: Arc<dyn Store>) {
     let mut revoked = Vec::new();
     for i in 0..3 {
         let id = login(&store, &forever(&jane, T0 + i)).await;
-        assert!(store.revoke_session(id, None, T0, "logged_out").await.unwrap());
+        assert!(store
+            .revoke_session(id, None, T0, "logged_out")
+            .await
+            .unwrap());
         revoked.push(id);
     }
     for i in 0..2 {

@@ -102,7 +102,10 @@ async fn revoke_user_session_ends_only_a_live_session_of_that_user(store: Arc<dy
         .revoke_user_session(janes, jane.id, &live(T0 + 11), "revoked")
         .await
         .unwrap());
-    assert_eq!(row(&store, janes).await.revoke_reason.as_deref(), Some("logged_out"));
+    assert_eq!(
+        row(&store, janes).await.revoke_reason.as_deref(),
+        Some("logged_out")
+    );
 
     // Sessions that are no longer live are not found: a closed refresh window, idle expiry.
     let closed = login(&store, &ordinary(&jane, T0, T0 + 5)).await;
@@ -202,9 +205,16 @@ async fn deactivation_revokes_every_session(store: Arc<dyn Store>) {
             (Some(T0 + 10), Some("user_inactive"))
         );
     }
-    assert_eq!(row(&store, earlier).await.revoke_reason.as_deref(), Some("logged_out"));
+    assert_eq!(
+        row(&store, earlier).await.revoke_reason.as_deref(),
+        Some("logged_out")
+    );
     assert_eq!(row(&store, johns).await.revoked_at, None);
-    let stored = store.user_by_email("jane@example.com").await.unwrap().unwrap();
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!stored.is_active);
 
     // Reactivation restores the user, not the sessions.
@@ -243,7 +253,11 @@ async fn a_password_change_revokes_the_other_sessions(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(ended, 2);
-    let stored = store.user_by_email("jane@example.com").await.unwrap().unwrap();
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.password_hash, "$argon2id$new");
     assert_eq!(stored.password_changed_at, T0 + 9);
     assert_eq!(stored.created_at, T0);

@@ -25,7 +25,11 @@ async fn the_first_rotation_from_a_gen_wins(store: Arc<dyn Store>) {
     assert_eq!((s.id, s.gen), (id, 1));
     assert_eq!((s.rotated_at, s.last_seen_at), (T0 + 30, T0 + 30));
     assert_eq!(s.created_at, T0, "the login time stays");
-    assert_eq!(s.refresh_until, Some(T0 + 1000), "rotation never extends the window");
+    assert_eq!(
+        s.refresh_until,
+        Some(T0 + 1000),
+        "rotation never extends the window"
+    );
     assert_eq!(first.user.id, jane.id);
 
     // The same gen again: nothing changes, and the row says when the winner rotated.
@@ -38,7 +42,10 @@ async fn the_first_rotation_from_a_gen_wins(store: Arc<dyn Store>) {
 
     // The current gen rotates on; a gen the session never had does not.
     let second = rotate(&store, &rotation(id, 1, T0 + 40)).await.unwrap();
-    assert_eq!((second.session.gen, second.session.rotated_at), (2, T0 + 40));
+    assert_eq!(
+        (second.session.gen, second.session.rotated_at),
+        (2, T0 + 40)
+    );
     assert!(rotate(&store, &rotation(id, 5, T0 + 41)).await.is_none());
     assert!(rotate(&store, &rotation(id, -1, T0 + 41)).await.is_none());
     assert_eq!(row(&store, id).await.gen, 2);
@@ -58,14 +65,20 @@ async fn rotation_holds_every_condition(store: Arc<dyn Store>) {
         .revoke_session(revoked, None, T0 + 1, "logged_out")
         .await
         .unwrap());
-    assert!(rotate(&store, &rotation(revoked, 0, T0 + 2)).await.is_none());
+    assert!(rotate(&store, &rotation(revoked, 0, T0 + 2))
+        .await
+        .is_none());
     assert_eq!(row(&store, revoked).await.gen, 0);
 
     // The refresh window: open up to and including `refresh_until`.
     let window = login(&store, &ordinary(&jane, T0, T0 + 100)).await;
-    assert!(rotate(&store, &rotation(window, 0, T0 + 101)).await.is_none());
+    assert!(rotate(&store, &rotation(window, 0, T0 + 101))
+        .await
+        .is_none());
     assert_eq!(row(&store, window).await.gen, 0);
-    let edge = rotate(&store, &rotation(window, 0, T0 + 100)).await.unwrap();
+    let edge = rotate(&store, &rotation(window, 0, T0 + 100))
+        .await
+        .unwrap();
     assert_eq!(edge.session.gen, 1);
 
     // Idle expiry: seen at or after the cutoff.
@@ -76,7 +89,14 @@ async fn rotation_holds_every_condition(store: Arc<dyn Store>) {
     };
     assert!(rotate(&store, &idle_after(T0 + 11)).await.is_none());
     assert_eq!(row(&store, idle).await.gen, 0);
-    assert_eq!(rotate(&store, &idle_after(T0 + 10)).await.unwrap().session.gen, 1);
+    assert_eq!(
+        rotate(&store, &idle_after(T0 + 10))
+            .await
+            .unwrap()
+            .session
+            .gen,
+        1
+    );
 
     // The admin endpoints rotate only administrators' sessions.
     let admin_only = |id| Rotation {
@@ -98,12 +118,16 @@ async fn rotation_holds_every_condition(store: Arc<dyn Store>) {
         .set_user_active(jane.id, false, T0 + 31, "user_inactive")
         .await
         .unwrap();
-    assert!(rotate(&store, &rotation(inactive, 0, T0 + 32)).await.is_none());
+    assert!(rotate(&store, &rotation(inactive, 0, T0 + 32))
+        .await
+        .is_none());
     store
         .set_user_active(jane.id, true, T0 + 33, "user_inactive")
         .await
         .unwrap();
-    assert!(rotate(&store, &rotation(inactive, 0, T0 + 34)).await.is_none());
+    assert!(rotate(&store, &rotation(inactive, 0, T0 + 34))
+        .await
+        .is_none());
     assert_eq!(row(&store, inactive).await.gen, 0);
 }
 
@@ -126,7 +150,10 @@ async fn concurrent_rotations_from_one_gen_have_one_winner(store: Arc<dyn Store>
         let winner = &winners[0].session;
         assert_eq!(winner.gen, gen + 1);
         let stored = row(&store, id).await;
-        assert_eq!((stored.gen, stored.rotated_at), (gen + 1, winner.rotated_at));
+        assert_eq!(
+            (stored.gen, stored.rotated_at),
+            (gen + 1, winner.rotated_at)
+        );
     }
 }
 

@@ -40,10 +40,18 @@ async fn create_session_inserts_at_gen_zero_and_records_the_login(store: Arc<dyn
     assert_eq!((s.revoked_at, s.revoke_reason.as_deref()), (None, None));
     assert_eq!(view.user.id, jane.id);
     assert_eq!(view.user.email, "jane@example.com");
-    assert_eq!(view.user.last_login_at, Some(T0 + 10), "the login is recorded");
+    assert_eq!(
+        view.user.last_login_at,
+        Some(T0 + 10),
+        "the login is recorded"
+    );
 
     // Read back, the same row with the same user.
-    let read = store.session_with_user(new.id, None).await.unwrap().unwrap();
+    let read = store
+        .session_with_user(new.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.session.id, new.id);
     assert_eq!(read.session.gen, 0);
     assert_eq!(read.session.last_seen_at, T0 + 10);
@@ -62,7 +70,11 @@ async fn create_session_inserts_at_gen_zero_and_records_the_login(store: Arc<dyn
     assert!(!view.session.forever);
     assert_eq!(view.session.refresh_until, Some(T0 + 3620));
     assert_eq!(
-        (view.session.device, view.session.user_agent, view.session.ip),
+        (
+            view.session.device,
+            view.session.user_agent,
+            view.session.ip
+        ),
         (None, None, None)
     );
     assert_eq!(view.user.last_login_at, Some(T0 + 20));
@@ -90,7 +102,11 @@ async fn create_session_refuses_a_user_who_changed(store: Arc<dyn Store>) {
         .unwrap_err();
     assert!(matches!(err, StoreError::UserChanged), "{err:?}");
     assert!(!exists(&store, stale.id).await, "nothing was inserted");
-    let stored = store.user_by_email("jane@example.com").await.unwrap().unwrap();
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.last_login_at, None, "the login was not recorded");
 
     // No user with that id.
@@ -228,7 +244,12 @@ async fn list_sessions_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     let jane = user(&store, "jane@example.com").await;
     let john = user(&store, "john@example.com").await;
     let mut all = Vec::new();
-    for (who, at) in [(&jane, T0), (&jane, T0 + 1), (&john, T0 + 1), (&jane, T0 + 2)] {
+    for (who, at) in [
+        (&jane, T0),
+        (&jane, T0 + 1),
+        (&john, T0 + 1),
+        (&jane, T0 + 2),
+    ] {
         let id = login(&store, &forever(who, at)).await;
         all.push((at, id, who.id));
     }
@@ -243,7 +264,7 @@ async fn list_sessions_pages_newest_first_with_filters(store: Arc<dyn Store>) {
         .await
         .unwrap());
     // Newest first: created_at, then id, descending.
-    all.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    all.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
 
     let filter = |user_id, email: Option<&str>, after, limit| SessionFilter {
         user_id,
@@ -256,7 +277,10 @@ async fn list_sessions_pages_newest_first_with_filters(store: Arc<dyn Store>) {
         views
             .into_iter()
             .map(|v| {
-                assert_eq!(v.user.id, v.session.user_id, "each session with its own user");
+                assert_eq!(
+                    v.user.id, v.session.user_id,
+                    "each session with its own user"
+                );
                 (v.session.created_at, v.session.id, v.user.id)
             })
             .collect()

@@ -48,7 +48,10 @@ async fn failures_count_up_within_the_window_and_restart_after_it(store: Arc<dyn
     assert!(counters(&store, &[KEY]).await.is_empty());
 
     record(&store, KEY, T0).await;
-    assert_eq!(counters(&store, &[KEY]).await, vec![(KEY.into(), 1, T0, T0)]);
+    assert_eq!(
+        counters(&store, &[KEY]).await,
+        vec![(KEY.into(), 1, T0, T0)]
+    );
     record(&store, KEY, T0 + 10).await;
     record(&store, KEY, T0 + 20).await;
     assert_eq!(
@@ -79,7 +82,11 @@ async fn login_failures_answers_the_counters_that_exist(store: Arc<dyn Store>) {
     assert_eq!(
         counters(
             &store,
-            &["account:jane@example.com", "account:john@example.com", "ip:192.0.2.7"]
+            &[
+                "account:jane@example.com",
+                "account:john@example.com",
+                "ip:192.0.2.7"
+            ]
         )
         .await,
         vec![
@@ -92,7 +99,9 @@ async fn login_failures_answers_the_counters_that_exist(store: Arc<dyn Store>) {
         vec![("ip:2001:db8::1".into(), 1, T0 + 3, T0 + 3)]
     );
     assert!(counters(&store, &[]).await.is_empty());
-    assert!(counters(&store, &["account:JANE@example.com"]).await.is_empty());
+    assert!(counters(&store, &["account:JANE@example.com"])
+        .await
+        .is_empty());
 }
 
 async fn clearing_removes_one_counter(store: Arc<dyn Store>) {

@@ -16,7 +16,10 @@ conformance!(
 async fn migrations_are_idempotent_and_ready(store: Arc<dyn Store>) {
     assert!(matches!(store.backend(), "sqlite" | "postgres"));
     assert!(store.ready().await.unwrap(), "every migration is applied");
-    store.migrate().await.expect("a second migrate changes nothing");
+    store
+        .migrate()
+        .await
+        .expect("a second migrate changes nothing");
     assert!(store.ready().await.unwrap());
     let (open, idle) = store.pool_stats();
     assert!(open >= 1 && idle <= open, "open {open}, idle {idle}");
@@ -45,7 +48,11 @@ async fn create_user_answers_the_stored_row(store: Arc<dyn Store>) {
     assert!(jane.is_active, "a new user is active");
     assert_eq!(jane.created_at, T0 + 5);
     assert_eq!(jane.last_login_at, None, "nobody logged in yet");
-    assert_eq!(jane.password_changed_at, T0 + 5, "the password dates from creation");
+    assert_eq!(
+        jane.password_changed_at,
+        T0 + 5,
+        "the password dates from creation"
+    );
 
     let john = user(&store, "john@example.com").await;
     assert_ne!(john.id, jane.id);
@@ -68,8 +75,16 @@ async fn look_ups_match_the_stored_form_exactly(store: Arc<dyn Store>) {
 
     // Normalising is the caller's job: the store compares the stored form as it is, on both
     // backends alike.
-    assert!(store.user_by_email("Jane@example.com").await.unwrap().is_none());
-    assert!(store.user_by_email("jane@example.co").await.unwrap().is_none());
+    assert!(store
+        .user_by_email("Jane@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .user_by_email("jane@example.co")
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.user_by_username("JANE").await.unwrap().is_none());
     assert!(store.user_by_username("john").await.unwrap().is_none());
     assert!(store.user_by_username("").await.unwrap().is_none());
@@ -102,8 +117,16 @@ async fn email_and_username_are_unique(store: Arc<dyn Store>) {
     user(&store, "b@example.com").await;
 
     // The refused inserts changed nothing.
-    let stored = store.user_by_email("jane@example.com").await.unwrap().unwrap();
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((stored.id, stored.name.as_str()), (jane.id, "Jane Doe"));
-    assert!(store.user_by_email("other@example.com").await.unwrap().is_none());
+    assert!(store
+        .user_by_email("other@example.com")
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.user_by_username("other").await.unwrap().is_none());
 }
