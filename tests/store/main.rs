@@ -2,8 +2,9 @@
 //!
 //! Every store behaviour is written once, as an `async fn(Arc<dyn Store>)`, and
 //! [`conformance!`] runs it against a fresh SQLite file (`…::sqlite::name`) and a fresh
-//! PostgreSQL database (`…::postgres::name`). Times are plain numbers: the store holds no
-//! clock. The `service` module drives `SessionService` on SQLite with a `TestClock`.
+//! PostgreSQL schema (`…::postgres::name`; `db.rs` says where PostgreSQL comes from). Times are
+//! plain numbers: the store holds no clock. The `service` module drives `SessionService` on
+//! SQLite with a `TestClock`, advanced instead of slept.
 
 // Tests fail loudly: unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,7 @@ mod db;
 mod fixtures;
 
 /// `conformance!(a, b, …)` turns the module's `async fn a(store: Arc<dyn Store>)`, … into the
-/// tests `sqlite::a` and `postgres::a`, each on its own new database.
+/// tests `sqlite::a` and `postgres::a`, each on its own empty, migrated database.
 macro_rules! conformance {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
