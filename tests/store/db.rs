@@ -60,17 +60,17 @@ impl TestDb {
         let mut conn = sqlx::PgConnection::connect(&server)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to test PostgreSQL: {e}"));
-        sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
             .execute(&mut conn)
             .await
             .expect("create test schema");
         let url = with_search_path(&server, &schema);
         let store = open(&url).await;
         // The migrations went into the test's schema, not into one that tests share.
-        let (mine, shared): (bool, bool) = sqlx::query_as(&format!(
+        let (mine, shared): (bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT to_regclass('\"{schema}\".sessions') IS NOT NULL, \
                     to_regclass('public.sessions') IS NOT NULL"
-        ))
+        )))
         .fetch_one(&mut conn)
         .await
         .expect("find the tables");
@@ -106,9 +106,11 @@ impl Drop for TestDb {
             };
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
