@@ -604,7 +604,9 @@ impl TestApp {
     /// Starts a server on `db`: bind first (port 0), then serve; no sleeps.
     pub async fn start(db: Arc<TestDb>, config: TestConfig, clock: TestClock) -> TestApp {
         let mut vars = config.vars.clone();
-        vars.insert("DATABASE_URL".into(), db.url.clone());
+        // A test may route the server through a proxy (`proxy.rs`) with its own DATABASE_URL.
+        vars.entry("DATABASE_URL".into())
+            .or_insert_with(|| db.url.clone());
         let parsed = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let state = tenure::build_state(&parsed, Arc::new(clock.clone()))
             .await

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod proxy;
 
 mod admin;
 mod browser;
@@ -24,6 +25,7 @@ mod model;
 mod openapi;
 mod ops;
 mod outage;
+mod partition;
 mod password;
 mod process;
 mod purge;

@@ -12,16 +12,23 @@ mod rotation;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use super::api::{LoginFailures, Rotation, SessionWithUser};
-use super::error::StoreResult;
+use super::error::{StoreError, StoreResult};
 use errors::map_error;
 use lookup::Lookups;
 use rotation::Rotator;
 
 const MAX_CONNECTIONS: u32 = 16;
+/// How long the server keeps a transaction of ours open while waiting for our next statement.
+/// No transaction of tenure waits on anything but the database between its statements, so only
+/// a lost connection or a partition reaches this: the server then rolls back (a rotation whose
+/// `COMMIT` is stuck in the network is never committed late; see `rotation.rs`).
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -31,13 +38,19 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(StoreError::database)?
+            .options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT.as_millis().to_string(),
+            )]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(acquire_timeout)
             // No ping before every query (a round trip per request): a connection the server
             // dropped fails its query with a connection error, which is a 503, and is replaced.
             .test_before_acquire(false)
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(map_error)?;
         let rotator = Rotator::start(pool.clone());
