@@ -6,8 +6,6 @@
 //! `initdb`/`pg_ctl` found on the machine. When neither is possible the PostgreSQL tests fail
 //! with a message saying how to provide one: they are never skipped.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -498,10 +496,6 @@ impl OwnedCluster {
         OwnedCluster { spec, admin_url }
     }
 
-    pub fn port(&self) -> u16 {
-        self.spec.port
-    }
-
     /// A fresh database on this cluster.
     pub async fn database(&self) -> Arc<TestDb> {
         TestDb::postgres_on(&self.admin_url).await
@@ -806,6 +800,8 @@ pub fn claims(token: &str) -> Value {
 pub struct TenureProcess {
     child: std::process::Child,
     logs: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Set once standard error has closed and every line of it is in `logs`.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TenureProcess {
@@ -828,7 +824,8 @@ impl TenureProcess {
             .expect("spawn tenure");
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = logs.clone();
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, done) = (logs.clone(), closed.clone());
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -836,12 +833,13 @@ impl TenureProcess {
             {
                 sink.lock().expect("logs").push(line);
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        TenureProcess { child, logs }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        TenureProcess {
+            child,
+            logs,
+            closed,
+        }
     }
 
     /// Every line logged so far.
@@ -869,29 +867,32 @@ impl TenureProcess {
     /// Polls the log until an entry whose `fields.message` is `message` appears; answers it.
     /// Panics (with the log) when the process exits first or `timeout` passes.
     pub async fn wait_for_message(&mut self, message: &str, timeout: std::time::Duration) -> Value {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
+        let what = format!("tenure to log {message:?}");
+        let outcome = try_poll_until(&what, timeout, async || {
             if let Some(entry) = self
                 .log_entries()
                 .into_iter()
                 .find(|e| e["fields"]["message"] == message)
             {
-                return entry;
+                return Ok(Ok(entry));
             }
-            if let Some(status) = self.exited() {
-                // The reader thread may still be draining the pipe.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match self.exited() {
+                Some(status) => Ok(Err(status)),
+                None => Err("not logged yet".to_owned()),
+            }
+        })
+        .await;
+        match outcome {
+            Ok((Ok(entry), _)) => entry,
+            Ok((Err(status), _)) => {
+                // The reader thread may still be draining the pipe: wait for it to see the end.
+                self.wait_log_closed().await;
                 panic!(
                     "tenure exited ({status}) before logging {message:?}; its log:\n{}",
                     self.log_text()
-                );
+                )
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tenure did not log {message:?} within {timeout:?}; its log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            Err(why) => panic!("{why}; its log:\n{}", self.log_text()),
         }
     }
 
@@ -913,18 +914,21 @@ impl TenureProcess {
 
     /// Waits (bounded) for the process to exit.
     pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tenure did not exit within {timeout:?}; its log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let what = "tenure to exit";
+        match try_poll_until(what, timeout, async || self.exited()).await {
+            Ok((status, _)) => status,
+            Err(why) => panic!("{why}; its log:\n{}", self.log_text()),
         }
+    }
+
+    /// Waits (bounded) until the thread reading standard error has seen it close.
+    async fn wait_log_closed(&self) {
+        let closed = self.closed.clone();
+        let waited = std::time::Duration::from_secs(5);
+        let _ = try_poll_until("the log to close", waited, async || {
+            closed.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
     }
 }
 
@@ -937,25 +941,72 @@ impl Drop for TenureProcess {
     }
 }
 
-/// Polls `probe` every 50 ms until it answers true or `timeout` passes; answers how long it
-/// took, or None.
-pub async fn poll_until<F, Fut>(
+/// What a probe of [`poll_until`] answers: the condition's value once it holds, or what was
+/// seen instead (said in the failure message when the deadline passes).
+pub trait Reached {
+    type Value;
+    fn reached(self) -> Result<Self::Value, String>;
+}
+
+impl Reached for bool {
+    type Value = ();
+    fn reached(self) -> Result<(), String> {
+        if self {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    }
+}
+
+impl<T> Reached for Option<T> {
+    type Value = T;
+    fn reached(self) -> Result<T, String> {
+        self.ok_or_else(|| "nothing yet".into())
+    }
+}
+
+/// `Err` carries what was seen instead, for the failure message.
+impl<T> Reached for Result<T, String> {
+    type Value = T;
+    fn reached(self) -> Result<T, String> {
+        self
+    }
+}
+
+/// The one way the tests wait: polls `probe` (at once, then every few milliseconds, backing
+/// off to 50 ms) until the condition it observes holds, and answers its value. Panics when
+/// `timeout` passes first, naming `what` was awaited and what the probe saw last.
+pub async fn poll_until<R: Reached>(
+    what: &str,
     timeout: std::time::Duration,
-    mut probe: F,
-) -> Option<std::time::Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+    probe: impl AsyncFnMut() -> R,
+) -> R::Value {
+    match try_poll_until(what, timeout, probe).await {
+        Ok((value, _)) => value,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// [`poll_until`] for callers that must clean up or gather more before failing: answers the
+/// value and how long it took, or the failure message.
+pub async fn try_poll_until<R: Reached>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: impl AsyncFnMut() -> R,
+) -> Result<(R::Value, std::time::Duration), String> {
     let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
     loop {
-        if probe().await {
-            return Some(started.elapsed());
-        }
+        let seen = match probe().await.reached() {
+            Ok(value) => return Ok((value, started.elapsed())),
+            Err(seen) => seen,
+        };
         if started.elapsed() >= timeout {
-            return None;
+            return Err(format!("waited {timeout:?} for {what}; last seen: {seen}"));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
 }
 

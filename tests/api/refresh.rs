@@ -442,15 +442,20 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
         assert_eq!(gen(new), gen(token) + 1, "one rotation, not two");
     }
     // The scenario really made a deadlock (else this test would prove nothing).
-    let made = poll_until(std::time::Duration::from_secs(5), || {
-        let url = app.db.url.clone();
-        async move {
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            deadlocks(&mut conn).await > deadlocks_before
-        }
-    })
+    poll_until(
+        "PostgreSQL to count the deadlock",
+        std::time::Duration::from_secs(5),
+        async || {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            let counted = deadlocks(&mut conn).await;
+            if counted > deadlocks_before {
+                Ok(())
+            } else {
+                Err(format!("{counted} deadlocks, as before"))
+            }
+        },
+    )
     .await;
-    assert!(made.is_some(), "PostgreSQL counted no deadlock");
 }
 
 /// PostgreSQL's count of deadlocks in the current database.
