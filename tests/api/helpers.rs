@@ -584,6 +584,7 @@ pub async fn spawn_app_with(backend: Backend, config: TestConfig) -> TestApp {
 impl TestApp {
     /// Starts a server on `db`: bind first (port 0), then serve; no sleeps.
     pub async fn start(db: Arc<TestDb>, config: TestConfig, clock: TestClock) -> TestApp {
+        record_request_starts();
         let mut vars = config.vars.clone();
         vars.insert("DATABASE_URL".into(), db.url.clone());
         let parsed = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
@@ -737,19 +738,172 @@ pub async fn login_tokens(app: &TestApp, email: &str, n: usize) -> Vec<String> {
     tokens
 }
 
-/// Starts `method path` with `token` as a bearer, to race with others; answers (status, body).
+/// A request started in the background: its `X-Request-Id`, and its answer (status, body).
+pub struct Call {
+    pub request_id: String,
+    pub answer: tokio::task::JoinHandle<(StatusCode, Value)>,
+}
+
+impl Call {
+    /// Waits (bounded) until the server has begun handling this request: what comes next in
+    /// the handler (verifying the token, queueing for the database) runs without waiting.
+    pub async fn started(&self) {
+        wait_started(std::slice::from_ref(self)).await;
+    }
+
+    pub async fn answer(self) -> (StatusCode, Value) {
+        self.answer.await.expect("call task")
+    }
+}
+
+/// Waits (bounded) until the server has begun handling every one of `calls`.
+pub async fn wait_started(calls: &[Call]) {
+    let what = format!("the server to start handling {} requests", calls.len());
+    poll_until(&what, std::time::Duration::from_secs(20), async || {
+        let pending = calls
+            .iter()
+            .filter(|c| !request_started(&c.request_id))
+            .count();
+        if pending == 0 {
+            Ok(())
+        } else {
+            Err(format!("{pending} not started"))
+        }
+    })
+    .await;
+}
+
+/// Starts `method path` with `token` as a bearer and a fresh request id, to race with others.
 /// A request that gets no answer in 30 s fails the test instead of hanging it.
+pub fn start_call(app: &TestApp, method: Method, path: &str, token: &str) -> Call {
+    let request_id = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let request = app
+        .request(method, path)
+        .bearer_auth(token)
+        .header("X-Request-Id", &request_id)
+        .timeout(std::time::Duration::from_secs(30));
+    let answer =
+        tokio::spawn(async move { status_json(request.send().await.expect("request")).await });
+    Call { request_id, answer }
+}
+
+/// [`start_call`] for callers that only want the answer.
 pub fn spawn_call(
     app: &TestApp,
     method: Method,
     path: &str,
     token: &str,
 ) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    let request = app
-        .request(method, path)
-        .bearer_auth(token)
-        .timeout(std::time::Duration::from_secs(30));
-    tokio::spawn(async move { status_json(request.send().await.expect("request")).await })
+    start_call(app, method, path, token).answer
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the in-process servers log
+
+/// Whether a server of this test process has begun handling the request with `X-Request-Id`
+/// `request_id` (its "started processing request" event was emitted).
+pub fn request_started(request_id: &str) -> bool {
+    started_requests()
+        .lock()
+        .expect("started requests")
+        .contains(request_id)
+}
+
+fn started_requests() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static STARTED: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    STARTED.get_or_init(Default::default)
+}
+
+/// Installs, once per test process, a tracing subscriber that records the request id of
+/// every request the in-process servers begin to handle (tower-http's "started processing
+/// request" event, inside the server's `request` span). Nothing is printed.
+fn record_request_starts() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let targets = tracing_subscriber::filter::Targets::new()
+            .with_target("tenure::http", tracing::Level::INFO)
+            .with_target("tower_http::trace::on_request", tracing::Level::DEBUG);
+        let subscriber = tracing_subscriber::registry()
+            .with(targets)
+            .with(RequestStarts);
+        // A test process has no other subscriber; should one exist, waits on request starts
+        // fail with their own message.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// The layer of [`record_request_starts`].
+struct RequestStarts;
+
+/// A request span's `request_id`, kept in the span's extensions.
+struct RequestId(String);
+
+/// Reads one field of a span or event as text.
+struct FieldText {
+    name: &'static str,
+    value: Option<String>,
+}
+
+impl tracing::field::Visit for FieldText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == self.name {
+            self.value = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == self.name {
+            self.value = Some(format!("{value:?}"));
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for RequestStarts
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "request" {
+            return;
+        }
+        let mut field = FieldText {
+            name: "request_id",
+            value: None,
+        };
+        attrs.record(&mut field);
+        if let (Some(value), Some(span)) = (field.value, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(value));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut message = FieldText {
+            name: "message",
+            value: None,
+        };
+        event.record(&mut message);
+        if message.value.as_deref() != Some("started processing request") {
+            return;
+        }
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            if let Some(RequestId(id)) = span.extensions().get::<RequestId>() {
+                started_requests()
+                    .lock()
+                    .expect("started requests")
+                    .insert(id.clone());
+                return;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
