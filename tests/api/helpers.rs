@@ -421,6 +421,8 @@ impl ClusterSpec {
 
     /// A shell that stops and removes the cluster once this test process has exited.
     fn spawn_watchdog(&self) -> Result<(), String> {
+        // The shell's `sleep 1` paces its check that the test process still runs; no test
+        // waits on it.
         let stop = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser} {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
             pid = std::process::id(),
@@ -1159,6 +1161,8 @@ pub async fn try_poll_until<R: Reached>(
         if started.elapsed() >= timeout {
             return Err(format!("waited {timeout:?} for {what}; last seen: {seen}"));
         }
+        // The pause between two looks at the condition: the one sleep that waits for
+        // anything, bounded by `timeout`.
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
