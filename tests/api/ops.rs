@@ -344,7 +344,13 @@ fn config_check_prints_the_settings_with_secrets_masked() {
     let shown_url = settings["database_url"].as_str().expect("database_url");
     assert!(shown_url.contains("db.invalid"), "{shown_url}");
     assert!(shown_url.contains("[redacted]"), "{shown_url}");
-    assert_ne!(settings["jwt_secret"], json!(JWT_SECRET));
+    // The secrets are not settings shown: only where the signing key comes from, and
+    // whether stored keys are encrypted.
+    assert_eq!(settings["jwt_key_source"], "configured", "{settings}");
+    assert_eq!(settings["stored_keys_encrypted"], json!(true), "{settings}");
+    for key in ["jwt_secret", "key_encryption_secret"] {
+        assert!(settings.get(key).is_none(), "{key} is shown: {settings}");
+    }
     for (name, secret) in [
         ("JWT_SECRET", JWT_SECRET),
         ("the database password", DB_PASSWORD),
