@@ -779,6 +779,7 @@ pub async fn wait_started(calls: &[Call]) {
 /// A request that gets no answer in 30 s fails the test instead of hanging it.
 pub fn start_call(app: &TestApp, method: Method, path: &str, token: &str) -> Call {
     let request_id = format!("test-{}", uuid::Uuid::new_v4().simple());
+    watch_request(&request_id);
     let request = app
         .request(method, path)
         .bearer_auth(token)
@@ -803,21 +804,33 @@ pub fn spawn_call(
 // What the in-process servers log
 
 /// Whether a server of this test process has begun handling the request with `X-Request-Id`
-/// `request_id` (its "started processing request" event was emitted).
+/// `request_id` (its "started processing request" event was emitted). Only requests being
+/// watched (see [`watch_request`]) are recorded.
 pub fn request_started(request_id: &str) -> bool {
-    started_requests()
+    watched_requests()
         .lock()
-        .expect("started requests")
-        .contains(request_id)
+        .expect("watched requests")
+        .get(request_id)
+        .copied()
+        .unwrap_or(false)
 }
 
-fn started_requests() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
-    static STARTED: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-    STARTED.get_or_init(Default::default)
+/// Starts recording whether the request with `X-Request-Id` `request_id` has started.
+fn watch_request(request_id: &str) {
+    watched_requests()
+        .lock()
+        .expect("watched requests")
+        .insert(request_id.to_owned(), false);
 }
 
-/// Installs, once per test process, a tracing subscriber that records the request id of
-/// every request the in-process servers begin to handle (tower-http's "started processing
+/// The watched request ids, each with whether it has started.
+fn watched_requests() -> &'static std::sync::Mutex<HashMap<String, bool>> {
+    static WATCHED: OnceLock<std::sync::Mutex<HashMap<String, bool>>> = OnceLock::new();
+    WATCHED.get_or_init(Default::default)
+}
+
+/// Installs, once per test process, a tracing subscriber that records which watched requests
+/// the in-process servers have begun to handle (tower-http's "started processing
 /// request" event, inside the server's `request` span). Nothing is printed.
 fn record_request_starts() {
     use tracing_subscriber::layer::SubscriberExt;
@@ -898,10 +911,13 @@ where
         };
         for span in scope {
             if let Some(RequestId(id)) = span.extensions().get::<RequestId>() {
-                started_requests()
+                if let Some(started) = watched_requests()
                     .lock()
-                    .expect("started requests")
-                    .insert(id.clone());
+                    .expect("watched requests")
+                    .get_mut(id)
+                {
+                    *started = true;
+                }
                 return;
             }
         }
