@@ -19,9 +19,9 @@ const JANE: &str = "jane@example.com";
 const JOHN: &str = "john@example.com";
 const ANN: &str = "ann@example.com";
 
-/// Starts a GET of the session with `token`; answers (status, body).
-fn spawn_check(app: &TestApp, token: &str) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    spawn_call(app, Method::GET, SESSION, token)
+/// Starts a GET of the session with `token`.
+fn start_check(app: &TestApp, token: &str) -> Call {
+    start_call(app, Method::GET, SESSION, token)
 }
 
 /// What a token's check must answer: the user's email, or the refusal's reason.
@@ -97,8 +97,13 @@ impl UsersLocked {
         Self(conn)
     }
 
-    /// How many statements of this database wait for a lock.
+    /// How many statements of this database wait for a lock, now (not as first read in this
+    /// transaction: PostgreSQL keeps a transaction's view of pg_stat_activity unless cleared).
     async fn waiting(&mut self) -> i64 {
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut self.0)
+            .await
+            .unwrap();
         sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -106,6 +111,18 @@ impl UsersLocked {
         .fetch_one(&mut self.0)
         .await
         .unwrap()
+    }
+
+    /// Waits (bounded) until exactly `n` statements wait for a lock.
+    async fn wait_for_waiting(&mut self, n: i64) {
+        let what = format!("{n} statements to wait for the lock on users");
+        poll_until(&what, Duration::from_secs(20), async || {
+            match self.waiting().await {
+                waiting if waiting == n => Ok(()),
+                waiting => Err(format!("{waiting} waiting")),
+            }
+        })
+        .await;
     }
 
     async fn release(mut self) {
@@ -122,27 +139,31 @@ both_backends! {
             .await;
         let tokens = tokens_in_every_state(&app).await;
         for round in 0..3 {
-            let lock = match backend {
+            let mut lock = match backend {
                 Backend::Postgres => Some(UsersLocked::take(&app).await),
                 Backend::Sqlite => None,
             };
-            let first = spawn_check(&app, &tokens[0].0);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let burst: Vec<_> = (0..3)
+            let first = start_check(&app, &tokens[0].0);
+            if let Some(lock) = &mut lock {
+                // The first check's statement is sent, and waits for the lock.
+                lock.wait_for_waiting(1).await;
+            }
+            let (checks, expected): (Vec<Call>, Vec<_>) = (0..3)
                 .flat_map(|_| tokens.iter())
-                .map(|(token, expect)| (token, expect, spawn_check(&app, token)))
-                .collect();
+                .map(|(token, expect)| (start_check(&app, token), (token, expect)))
+                .unzip();
             if let Some(mut lock) = lock {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                // One statement waits: the first check's. The burst waits for the lookup task,
-                // not for connections of its own.
+                // Every check of the burst is being handled, and still one statement waits:
+                // the first check's. The burst waits for the lookup task, not for connections
+                // of its own.
+                wait_started(&checks).await;
                 assert_eq!(lock.waiting().await, 1, "round {round}");
                 lock.release().await;
             }
-            let (status, body) = first.await.unwrap();
+            let (status, body) = first.answer().await;
             assert_answer(&tokens[0].0, &tokens[0].1, status, &body);
-            for (token, expect, check) in burst {
-                let (status, body) = check.await.unwrap();
+            for (check, (token, expect)) in checks.into_iter().zip(expected) {
+                let (status, body) = check.answer().await;
                 assert_answer(token, expect, status, &body);
             }
         }
@@ -205,12 +226,12 @@ async fn a_stuck_check_answers_503_and_does_not_hold_up_the_next_ones() {
     app.create_user(JANE, false).await;
     let token = app.login_token(JANE, true).await;
 
-    let lock = UsersLocked::take(&app).await;
-    let stuck = spawn_check(&app, &token);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let behind: Vec<_> = (0..5).map(|_| spawn_check(&app, &token)).collect();
+    let mut lock = UsersLocked::take(&app).await;
+    let stuck = start_check(&app, &token);
+    lock.wait_for_waiting(1).await;
+    let behind: Vec<_> = (0..5).map(|_| start_check(&app, &token)).collect();
     for check in std::iter::once(stuck).chain(behind) {
-        let (status, body) = check.await.unwrap();
+        let (status, body) = check.answer().await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["error"]["context"]["reason"], "unavailable", "{body}");
     }
@@ -222,9 +243,9 @@ async fn a_stuck_check_answers_503_and_does_not_hold_up_the_next_ones() {
     );
 
     lock.release().await;
-    let burst: Vec<_> = (0..10).map(|_| spawn_check(&app, &token)).collect();
+    let burst: Vec<_> = (0..10).map(|_| start_check(&app, &token)).collect();
     for check in burst {
-        let (status, body) = check.await.unwrap();
+        let (status, body) = check.answer().await;
         assert_answer(&token, &Expect::User(JANE), status, &body);
     }
 }

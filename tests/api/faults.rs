@@ -370,6 +370,7 @@ async fn client(i: usize, base: String, board: Arc<Board>, mut token: String) ->
                 ));
             }
         }
+        // Pacing, not waiting for anything: the load leaves room on two cores.
         tokio::time::sleep(PACE).await;
     }
     report.token = token;
@@ -384,26 +385,25 @@ async fn wait_for(
     clients: &[JoinHandle<Report>],
     reached: impl Fn(&Board) -> bool,
 ) -> Result<Duration, String> {
-    let started = Instant::now();
-    loop {
+    let outcome = try_poll_until(what, PHASE_LIMIT, async || {
         if reached(board) {
-            return Ok(started.elapsed());
-        }
-        if clients.iter().any(JoinHandle::is_finished) {
-            return Err(format!("{what}: a client stopped early"));
-        }
-        if started.elapsed() > PHASE_LIMIT {
-            return Err(format!(
-                "{what}: not reached within {PHASE_LIMIT:?}; answered 200: {:?}, 503 while \
-                 down: {:?} (GET, PUT, POST: {:?}), refreshed after: {:?}",
+            Ok(Ok(()))
+        } else if clients.iter().any(JoinHandle::is_finished) {
+            Ok(Err(format!("{what}: a client stopped early")))
+        } else {
+            Err(format!(
+                "answered 200: {:?}, 503 while down: {:?} (GET, PUT, POST: {:?}), refreshed \
+                 after: {:?}",
                 Board::counts(&board.ok),
                 Board::counts(&board.down_503),
                 Board::counts(&board.down_503_by_op),
                 Board::counts(&board.back_refreshes)
-            ));
+            ))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    let (reached, took) = outcome?;
+    reached.map(|()| took)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,23 +553,23 @@ async fn catch_mid_statement(
                 .json(&json!({ "email": DAVE, "password": PASSWORD, "remember_me": true })),
         ),
     ];
-    let deadline = Instant::now() + ANSWER_WITHIN;
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
+    let what = "the refresh and the login to wait on the held rows";
+    let waited = try_poll_until(what, ANSWER_WITHIN, async || {
+        let waiting: Result<i64, _> = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
         .fetch_one(&mut conn)
-        .await
-        .map_err(fail)?;
-        if waiting >= 2 {
-            return Ok(requests);
+        .await;
+        match waiting {
+            Ok(waiting) if waiting >= 2 => Ok(Ok(())),
+            Ok(waiting) => Err(format!("{waiting} waiting")),
+            Err(e) => Ok(Err(fail(e))),
         }
-        if Instant::now() > deadline {
-            return Err("the refresh and the login never waited on the held rows".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    let (waited, _) = waited?;
+    waited.map(|()| requests)
 }
 
 /// Ends the prepared transaction of `catch_mid_statement`, which the restart (or the crash

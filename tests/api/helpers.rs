@@ -6,8 +6,6 @@
 //! `initdb`/`pg_ctl` found on the machine. When neither is possible the PostgreSQL tests fail
 //! with a message saying how to provide one: they are never skipped.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -436,6 +434,8 @@ impl ClusterSpec {
 
     /// A shell that stops and removes the cluster once this test process has exited.
     fn spawn_watchdog(&self) -> Result<(), String> {
+        // The shell's `sleep 1` paces its check that the test process still runs; no test
+        // waits on it.
         let stop = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser} {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
             pid = std::process::id(),
@@ -509,10 +509,6 @@ impl OwnedCluster {
         });
         let admin_url = spec.admin_url();
         OwnedCluster { spec, admin_url }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.spec.port
     }
 
     /// A fresh database on this cluster.
@@ -603,6 +599,7 @@ pub async fn spawn_app_with(backend: Backend, config: TestConfig) -> TestApp {
 impl TestApp {
     /// Starts a server on `db`: bind first (port 0), then serve; no sleeps.
     pub async fn start(db: Arc<TestDb>, config: TestConfig, clock: TestClock) -> TestApp {
+        record_request_starts();
         let mut vars = config.vars.clone();
         // A test may route the server through a proxy (`proxy.rs`) with its own DATABASE_URL.
         vars.entry("DATABASE_URL".into())
@@ -758,19 +755,188 @@ pub async fn login_tokens(app: &TestApp, email: &str, n: usize) -> Vec<String> {
     tokens
 }
 
-/// Starts `method path` with `token` as a bearer, to race with others; answers (status, body).
+/// A request started in the background: its `X-Request-Id`, and its answer (status, body).
+pub struct Call {
+    pub request_id: String,
+    pub answer: tokio::task::JoinHandle<(StatusCode, Value)>,
+}
+
+impl Call {
+    /// Waits (bounded) until the server has begun handling this request: what comes next in
+    /// the handler (verifying the token, queueing for the database) runs without waiting.
+    pub async fn started(&self) {
+        wait_started(std::slice::from_ref(self)).await;
+    }
+
+    pub async fn answer(self) -> (StatusCode, Value) {
+        self.answer.await.expect("call task")
+    }
+}
+
+/// Waits (bounded) until the server has begun handling every one of `calls`.
+pub async fn wait_started(calls: &[Call]) {
+    let what = format!("the server to start handling {} requests", calls.len());
+    poll_until(&what, std::time::Duration::from_secs(20), async || {
+        let pending = calls
+            .iter()
+            .filter(|c| !request_started(&c.request_id))
+            .count();
+        if pending == 0 {
+            Ok(())
+        } else {
+            Err(format!("{pending} not started"))
+        }
+    })
+    .await;
+}
+
+/// Starts `method path` with `token` as a bearer and a fresh request id, to race with others.
 /// A request that gets no answer in 30 s fails the test instead of hanging it.
+pub fn start_call(app: &TestApp, method: Method, path: &str, token: &str) -> Call {
+    let request_id = format!("test-{}", uuid::Uuid::new_v4().simple());
+    watch_request(&request_id);
+    let request = app
+        .request(method, path)
+        .bearer_auth(token)
+        .header("X-Request-Id", &request_id)
+        .timeout(std::time::Duration::from_secs(30));
+    let answer =
+        tokio::spawn(async move { status_json(request.send().await.expect("request")).await });
+    Call { request_id, answer }
+}
+
+/// [`start_call`] for callers that only want the answer.
 pub fn spawn_call(
     app: &TestApp,
     method: Method,
     path: &str,
     token: &str,
 ) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    let request = app
-        .request(method, path)
-        .bearer_auth(token)
-        .timeout(std::time::Duration::from_secs(30));
-    tokio::spawn(async move { status_json(request.send().await.expect("request")).await })
+    start_call(app, method, path, token).answer
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the in-process servers log
+
+/// Whether a server of this test process has begun handling the request with `X-Request-Id`
+/// `request_id` (its "started processing request" event was emitted). Only requests being
+/// watched (see [`watch_request`]) are recorded.
+pub fn request_started(request_id: &str) -> bool {
+    watched_requests()
+        .lock()
+        .expect("watched requests")
+        .get(request_id)
+        .copied()
+        .unwrap_or(false)
+}
+
+/// Starts recording whether the request with `X-Request-Id` `request_id` has started.
+fn watch_request(request_id: &str) {
+    watched_requests()
+        .lock()
+        .expect("watched requests")
+        .insert(request_id.to_owned(), false);
+}
+
+/// The watched request ids, each with whether it has started.
+fn watched_requests() -> &'static std::sync::Mutex<HashMap<String, bool>> {
+    static WATCHED: OnceLock<std::sync::Mutex<HashMap<String, bool>>> = OnceLock::new();
+    WATCHED.get_or_init(Default::default)
+}
+
+/// Installs, once per test process, a tracing subscriber that records which watched requests
+/// the in-process servers have begun to handle (tower-http's "started processing
+/// request" event, inside the server's `request` span). Nothing is printed.
+fn record_request_starts() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let targets = tracing_subscriber::filter::Targets::new()
+            .with_target("tenure::http", tracing::Level::INFO)
+            .with_target("tower_http::trace::on_request", tracing::Level::DEBUG);
+        let subscriber = tracing_subscriber::registry()
+            .with(targets)
+            .with(RequestStarts);
+        // A test process has no other subscriber; should one exist, waits on request starts
+        // fail with their own message.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// The layer of [`record_request_starts`].
+struct RequestStarts;
+
+/// A request span's `request_id`, kept in the span's extensions.
+struct RequestId(String);
+
+/// Reads one field of a span or event as text.
+struct FieldText {
+    name: &'static str,
+    value: Option<String>,
+}
+
+impl tracing::field::Visit for FieldText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == self.name {
+            self.value = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == self.name {
+            self.value = Some(format!("{value:?}"));
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for RequestStarts
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "request" {
+            return;
+        }
+        let mut field = FieldText {
+            name: "request_id",
+            value: None,
+        };
+        attrs.record(&mut field);
+        if let (Some(value), Some(span)) = (field.value, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(value));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut message = FieldText {
+            name: "message",
+            value: None,
+        };
+        event.record(&mut message);
+        if message.value.as_deref() != Some("started processing request") {
+            return;
+        }
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            if let Some(RequestId(id)) = span.extensions().get::<RequestId>() {
+                if let Some(started) = watched_requests()
+                    .lock()
+                    .expect("watched requests")
+                    .get_mut(id)
+                {
+                    *started = true;
+                }
+                return;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -821,6 +987,8 @@ pub fn claims(token: &str) -> Value {
 pub struct TenureProcess {
     child: std::process::Child,
     logs: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Set once standard error has closed and every line of it is in `logs`.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TenureProcess {
@@ -843,7 +1011,8 @@ impl TenureProcess {
             .expect("spawn tenure");
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = logs.clone();
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, done) = (logs.clone(), closed.clone());
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -851,12 +1020,13 @@ impl TenureProcess {
             {
                 sink.lock().expect("logs").push(line);
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        TenureProcess { child, logs }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        TenureProcess {
+            child,
+            logs,
+            closed,
+        }
     }
 
     /// Every line logged so far.
@@ -884,29 +1054,32 @@ impl TenureProcess {
     /// Polls the log until an entry whose `fields.message` is `message` appears; answers it.
     /// Panics (with the log) when the process exits first or `timeout` passes.
     pub async fn wait_for_message(&mut self, message: &str, timeout: std::time::Duration) -> Value {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
+        let what = format!("tenure to log {message:?}");
+        let outcome = try_poll_until(&what, timeout, async || {
             if let Some(entry) = self
                 .log_entries()
                 .into_iter()
                 .find(|e| e["fields"]["message"] == message)
             {
-                return entry;
+                return Ok(Ok(entry));
             }
-            if let Some(status) = self.exited() {
-                // The reader thread may still be draining the pipe.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match self.exited() {
+                Some(status) => Ok(Err(status)),
+                None => Err("not logged yet".to_owned()),
+            }
+        })
+        .await;
+        match outcome {
+            Ok((Ok(entry), _)) => entry,
+            Ok((Err(status), _)) => {
+                // The reader thread may still be draining the pipe: wait for it to see the end.
+                self.wait_log_closed().await;
                 panic!(
                     "tenure exited ({status}) before logging {message:?}; its log:\n{}",
                     self.log_text()
-                );
+                )
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tenure did not log {message:?} within {timeout:?}; its log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            Err(why) => panic!("{why}; its log:\n{}", self.log_text()),
         }
     }
 
@@ -928,18 +1101,21 @@ impl TenureProcess {
 
     /// Waits (bounded) for the process to exit.
     pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tenure did not exit within {timeout:?}; its log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let what = "tenure to exit";
+        match try_poll_until(what, timeout, async || self.exited()).await {
+            Ok((status, _)) => status,
+            Err(why) => panic!("{why}; its log:\n{}", self.log_text()),
         }
+    }
+
+    /// Waits (bounded) until the thread reading standard error has seen it close.
+    async fn wait_log_closed(&self) {
+        let closed = self.closed.clone();
+        let waited = std::time::Duration::from_secs(5);
+        let _ = try_poll_until("the log to close", waited, async || {
+            closed.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
     }
 }
 
@@ -952,25 +1128,74 @@ impl Drop for TenureProcess {
     }
 }
 
-/// Polls `probe` every 50 ms until it answers true or `timeout` passes; answers how long it
-/// took, or None.
-pub async fn poll_until<F, Fut>(
+/// What a probe of [`poll_until`] answers: the condition's value once it holds, or what was
+/// seen instead (said in the failure message when the deadline passes).
+pub trait Reached {
+    type Value;
+    fn reached(self) -> Result<Self::Value, String>;
+}
+
+impl Reached for bool {
+    type Value = ();
+    fn reached(self) -> Result<(), String> {
+        if self {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    }
+}
+
+impl<T> Reached for Option<T> {
+    type Value = T;
+    fn reached(self) -> Result<T, String> {
+        self.ok_or_else(|| "nothing yet".into())
+    }
+}
+
+/// `Err` carries what was seen instead, for the failure message.
+impl<T> Reached for Result<T, String> {
+    type Value = T;
+    fn reached(self) -> Result<T, String> {
+        self
+    }
+}
+
+/// The one way the tests wait: polls `probe` (at once, then every few milliseconds, backing
+/// off to 50 ms) until the condition it observes holds, and answers its value. Panics when
+/// `timeout` passes first, naming `what` was awaited and what the probe saw last.
+pub async fn poll_until<R: Reached>(
+    what: &str,
     timeout: std::time::Duration,
-    mut probe: F,
-) -> Option<std::time::Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+    probe: impl AsyncFnMut() -> R,
+) -> R::Value {
+    match try_poll_until(what, timeout, probe).await {
+        Ok((value, _)) => value,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// [`poll_until`] for callers that must clean up or gather more before failing: answers the
+/// value and how long it took, or the failure message.
+pub async fn try_poll_until<R: Reached>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: impl AsyncFnMut() -> R,
+) -> Result<(R::Value, std::time::Duration), String> {
     let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
     loop {
-        if probe().await {
-            return Some(started.elapsed());
-        }
+        let seen = match probe().await.reached() {
+            Ok(value) => return Ok((value, started.elapsed())),
+            Err(seen) => seen,
+        };
         if started.elapsed() >= timeout {
-            return None;
+            return Err(format!("waited {timeout:?} for {what}; last seen: {seen}"));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The pause between two looks at the condition: the one sleep that waits for
+        // anything, bounded by `timeout`.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -31,7 +31,6 @@ const WRONG_ENCRYPTION_SECRET: &str = "not-the-key-encryption-secret!!";
 const JWT_SECRET: &str = "a-fixed-hs256-secret-of-at-least-32-bytes";
 /// How long a condition that depends on a background reload (1 s here) may take to hold.
 const POLL_TIMEOUT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(50);
 /// How long a `tenure` command may take (it connects and migrates first).
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -202,37 +201,30 @@ async fn fetch_jwks(base: &str) -> Jwks {
 
 /// Polls `app`'s JWKS until `ok` holds for its kids (bounded).
 async fn wait_for_jwks(app: &TestApp, what: &str, ok: impl Fn(&[String]) -> bool) -> Jwks {
-    let deadline = Instant::now() + POLL_TIMEOUT;
-    loop {
+    poll_until(what, POLL_TIMEOUT, async || {
         let jwks = fetch_jwks(&app.base).await;
         if ok(&jwks.kids()) {
-            return jwks;
+            Ok(jwks)
+        } else {
+            Err(format!("the JWKS is {}", jwks.body))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {POLL_TIMEOUT:?}; the JWKS is {}",
-            jwks.body
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
 }
 
 /// Refreshes a probe session until its token is signed by `want` (the server learns of a
 /// rotation on its background reload); answers the last token.
 async fn refresh_until_signed_by(app: &TestApp, mut token: String, want: &str) -> String {
-    let deadline = Instant::now() + POLL_TIMEOUT;
-    loop {
+    let what = format!("tokens signed by {want}");
+    poll_until(&what, POLL_TIMEOUT, async || {
         token = app.refresh_token(&token).await;
         if kid(&token) == want {
-            return token;
+            Ok(token.clone())
+        } else {
+            Err(format!("signed by {}", kid(&token)))
         }
-        assert!(
-            Instant::now() < deadline,
-            "tokens still signed by {} instead of {want} after {POLL_TIMEOUT:?}",
-            kid(&token)
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,18 +292,6 @@ struct CliOutput {
 /// Runs `tenure ARGS` on `database_url` with only `env` (and PATH) set; bounded: a process
 /// still running after `CLI_TIMEOUT` is killed and the test fails.
 async fn tenure(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
-    let database_url = database_url.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || run_bounded(&database_url, &args, &env))
-        .await
-        .expect("tenure task")
-}
-
-fn run_bounded(database_url: &str, args: &[String], env: &[(String, String)]) -> CliOutput {
     let dir = tempfile::tempdir().expect("temp dir");
     let out_path: PathBuf = dir.path().join("stdout");
     let err_path: PathBuf = dir.path().join("stderr");
@@ -322,26 +302,27 @@ fn run_bounded(database_url: &str, args: &[String], env: &[(String, String)]) ->
         .env("DATABASE_URL", database_url)
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()
         .expect("spawn tenure");
-    let deadline = Instant::now() + CLI_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
+    let what = format!("tenure {args:?} to exit");
+    let exited = try_poll_until(&what, CLI_TIMEOUT, async || {
+        child.try_wait().expect("try_wait")
+    })
+    .await;
+    let status = match exited {
+        Ok((status, _)) => status,
+        Err(why) => {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "tenure {args:?} still running after {CLI_TIMEOUT:?}; stderr:\n{}",
+                "{why}; stderr:\n{}",
                 std::fs::read_to_string(&err_path).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(25));
     };
     CliOutput {
         status,
@@ -478,24 +459,26 @@ impl Load {
             .iter()
             .map(|c| c.load(Ordering::SeqCst))
             .collect();
-        let deadline = Instant::now() + POLL_TIMEOUT;
-        loop {
-            let failures = self.failures();
-            assert!(failures.is_empty(), "failed requests: {failures:#?}");
-            let done = self
-                .cycles
-                .iter()
-                .zip(&start)
-                .all(|(c, s)| c.load(Ordering::SeqCst) >= s + 2);
-            if done {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the clients stopped making progress"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        poll_until(
+            "every client to complete two more cycles",
+            POLL_TIMEOUT,
+            async || {
+                let failures = self.failures();
+                assert!(failures.is_empty(), "failed requests: {failures:#?}");
+                let done: Vec<u64> = self
+                    .cycles
+                    .iter()
+                    .zip(&start)
+                    .map(|(c, s)| c.load(Ordering::SeqCst) - s)
+                    .collect();
+                if done.iter().all(|&n| n >= 2) {
+                    Ok(())
+                } else {
+                    Err(format!("cycles completed since: {done:?}"))
+                }
+            },
+        )
+        .await;
     }
 
     fn last_kids(&self) -> Vec<String> {

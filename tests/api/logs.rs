@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -16,8 +16,6 @@ use crate::helpers::*;
 
 /// How long the process may take to start listening (it runs migrations first) or to stop.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the log file is read while waiting.
-const POLL: Duration = Duration::from_millis(25);
 
 const EMAIL: &str = "log.watcher@example.com";
 
@@ -66,24 +64,34 @@ impl Drop for Server {
 
 /// Polls `log` for the "tenure listening" line and answers its `addr`.
 async fn wait_for_listening(server: &mut Server, log: &Path) -> String {
-    let deadline = Instant::now() + PROCESS_TIMEOUT;
-    loop {
+    let outcome = try_poll_until("tenure to listen", PROCESS_TIMEOUT, async || {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        for line in text.lines() {
-            if let Ok(entry) = serde_json::from_str::<Value>(line) {
-                if entry["fields"]["message"] == "tenure listening" {
-                    return entry["fields"]["addr"].as_str().expect("addr").to_owned();
-                }
-            }
+        let listening = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| entry["fields"]["message"] == "tenure listening");
+        if let Some(entry) = listening {
+            return Ok(Ok(entry["fields"]["addr"]
+                .as_str()
+                .expect("addr")
+                .to_owned()));
         }
-        if let Some(status) = server.0.try_wait().expect("try_wait") {
-            panic!("tenure exited ({status}) before listening; its log:\n{text}");
+        match server.0.try_wait().expect("try_wait") {
+            Some(status) => Ok(Err(status)),
+            None => Err("not listening yet".to_owned()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "tenure did not start listening; its log:\n{text}"
-        );
-        tokio::time::sleep(POLL).await;
+    })
+    .await;
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    match outcome {
+        Ok((Ok(addr), _)) => addr,
+        Ok((Err(status), _)) => {
+            panic!(
+                "tenure exited ({status}) before listening; its log:\n{}",
+                log()
+            )
+        }
+        Err(why) => panic!("{why}; its log:\n{}", log()),
     }
 }
 
@@ -94,17 +102,12 @@ async fn terminate(server: &mut Server) -> std::process::ExitStatus {
         .status()
         .expect("run kill");
     assert!(sent.success(), "kill -TERM failed");
-    let deadline = Instant::now() + PROCESS_TIMEOUT;
-    loop {
-        if let Some(status) = server.0.try_wait().expect("try_wait") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tenure did not stop after SIGTERM"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    poll_until(
+        "tenure to stop after SIGTERM",
+        PROCESS_TIMEOUT,
+        async || server.0.try_wait().expect("try_wait"),
+    )
+    .await
 }
 
 /// The log's JSON lines' messages.
@@ -170,9 +173,15 @@ both_backends! {
             .send().await.expect("login");
         assert_error(response, StatusCode::BAD_REQUEST).await;
 
-        // Real time passes: the token expires, and is refreshed.
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let expired = client.get(&session).bearer_auth(&first).send().await.expect("get");
+        // Real time passes (a separate process: no test clock): the token expires, and is
+        // refreshed.
+        let expired = poll_until("the first token to expire", PROCESS_TIMEOUT, async || {
+            let response = client.get(&session).bearer_auth(&first).send().await.expect("get");
+            match response.status() {
+                StatusCode::OK => None,
+                _ => Some(response),
+            }
+        }).await;
         let (_, reason) = assert_error(expired, StatusCode::UNAUTHORIZED).await;
         assert_eq!(reason, "expired");
         let response = client.put(&session).bearer_auth(&first).send().await.expect("refresh");

@@ -323,10 +323,10 @@ both_backends! {
         // On the metrics address (bound as the server starts: poll briefly).
         let client = reqwest::Client::new();
         let url = format!("http://{metrics_addr}/metrics");
-        let up = poll_until(std::time::Duration::from_secs(5), || async {
-            client.get(&url).send().await.is_ok()
+        let what = format!("something to listen on METRICS_ADDR {metrics_addr}");
+        poll_until(&what, std::time::Duration::from_secs(5), async || {
+            client.get(&url).send().await.map(drop).map_err(|e| e.to_string())
         }).await;
-        assert!(up.is_some(), "nothing listens on METRICS_ADDR {metrics_addr}");
         let (metrics, text) = scrape_url(&client, &url).await;
         assert!(metrics.types.contains_key("tenure_logins_total"), "{text}");
         assert!(metrics.sum("tenure_logins_total", &[("outcome", "success")]) >= 1.0, "{text}");
@@ -334,6 +334,11 @@ both_backends! {
         let response = client.post(format!("http://{metrics_addr}/api/v2/user/session"))
             .json(&json!({ "email": "jane@example.com", "password": PASSWORD }))
             .send().await.expect("post");
-        assert_ne!(response.status(), StatusCode::OK);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = response.text().await.expect("body");
+        assert!(!body.contains("session_token"), "{body}");
+        let response = client.get(format!("http://{metrics_addr}/health/live"))
+            .send().await.expect("get");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -157,10 +157,11 @@ both_backends! {
 
         for (what, id, route, status) in &seen {
             // The line is written as the response leaves: poll briefly.
-            let found = poll_until(Duration::from_secs(5), || async {
-                !request_lines(&server, id).is_empty()
-            }).await;
-            assert!(found.is_some(), "{what}: no log line for request {id}:\n{}", server.log_text());
+            let waited = try_poll_until(&format!("{what}: a log line for request {id}"),
+                Duration::from_secs(5), async || !request_lines(&server, id).is_empty()).await;
+            if let Err(why) = waited {
+                panic!("{why}; the log:\n{}", server.log_text());
+            }
             let lines = request_lines(&server, id);
             assert_eq!(lines.len(), 1, "{what}: not one line for request {id}: {lines:?}");
             let line = &lines[0];
@@ -343,7 +344,13 @@ fn config_check_prints_the_settings_with_secrets_masked() {
     let shown_url = settings["database_url"].as_str().expect("database_url");
     assert!(shown_url.contains("db.invalid"), "{shown_url}");
     assert!(shown_url.contains("[redacted]"), "{shown_url}");
-    assert_ne!(settings["jwt_secret"], json!(JWT_SECRET));
+    // The secrets are not settings shown: only where the signing key comes from, and
+    // whether stored keys are encrypted.
+    assert_eq!(settings["jwt_key_source"], "configured", "{settings}");
+    assert_eq!(settings["stored_keys_encrypted"], json!(true), "{settings}");
+    for key in ["jwt_secret", "key_encryption_secret"] {
+        assert!(settings.get(key).is_none(), "{key} is shown: {settings}");
+    }
     for (name, secret) in [
         ("JWT_SECRET", JWT_SECRET),
         ("the database password", DB_PASSWORD),
@@ -483,13 +490,18 @@ both_backends! {
                     let failed = result.is_err();
                     outcomes.lock().unwrap().push(Outcome { at_ms, result, connect_error });
                     if failed {
+                        // Pacing, not waiting for anything: a refused connection is retried
+                        // at a gentle rate instead of in a busy loop.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
             }));
         }
-        // Let the stream run a little.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The stream runs: every worker has had answers before anything else happens.
+        poll_until("a few answers to the background stream", Duration::from_secs(15), async || {
+            let answered = outcomes.lock().unwrap().iter().filter(|o| o.result.is_ok()).count();
+            if answered >= 8 { Ok(()) } else { Err(format!("{answered} answered")) }
+        }).await;
 
         // Slow requests (password hashing) written in full, each on its own connection; the
         // server has started processing every one of them before SIGTERM.
@@ -499,22 +511,24 @@ both_backends! {
         for i in 0..IN_FLIGHT {
             connections.push(send_raw(&addr, &format!("in-flight-{i:03}"), &body).await);
         }
-        let started = poll_until(Duration::from_secs(15), || async {
-            let entries = server.log_entries();
-            (0..IN_FLIGHT).all(|i| {
-                let id = format!("in-flight-{i:03}");
-                entries.iter().any(|e| e["span"]["request_id"] == id.as_str()
-                    && e["fields"]["message"] == "started processing request")
-            })
-        }).await;
-        assert!(started.is_some(), "the server did not start every request:\n{}", server.log_text());
+        let started = try_poll_until("the server to start every request", Duration::from_secs(15),
+            async || {
+                let entries = server.log_entries();
+                (0..IN_FLIGHT).all(|i| {
+                    let id = format!("in-flight-{i:03}");
+                    entries.iter().any(|e| e["span"]["request_id"] == id.as_str()
+                        && e["fields"]["message"] == "started processing request")
+                })
+            }).await;
+        if let Err(why) = started {
+            panic!("{why}; the log:\n{}", server.log_text());
+        }
         *sigterm_at.lock().unwrap() = Some(Instant::now());
         server.sigterm();
 
         // New connections are refused soon after the signal, while in-flight ones drain.
-        let refused = poll_until(Duration::from_secs(5), || async {
-            tokio::net::TcpStream::connect(&addr).await.is_err()
-        }).await;
+        let refused = try_poll_until("new connections to be refused", Duration::from_secs(5),
+            async || tokio::net::TcpStream::connect(&addr).await.is_err()).await;
 
         // Every in-flight request completes with its answer.
         let mut problems = Vec::new();
@@ -542,7 +556,9 @@ both_backends! {
             problems.join("\n"), server.log_text());
         assert!(status.success(), "exit status {status:?}:\n{}", server.log_text());
         assert_eq!(status.code(), Some(0));
-        assert!(refused.is_some(), "new connections were still accepted after SIGTERM");
+        if let Err(why) = refused {
+            panic!("new connections were still accepted after SIGTERM: {why}");
+        }
         assert!(tokio::net::TcpStream::connect(&addr).await.is_err(),
             "something still listens on {addr} after the exit");
 

@@ -3,9 +3,9 @@
 //! `REVOKED_RETENTION`, stale throttling counters) while requests go on, and keeps everything
 //! else.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -120,12 +120,15 @@ async fn insert_failures(app: &TestApp, key: &str, last_failure_at: i64) {
 }
 
 /// Logs in, refreshes, reads and logs out as `BUSY` in a loop until `stop`; every step must
-/// succeed. Answers how many rounds completed.
-fn keep_logging_in(app: &TestApp, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u32> {
+/// succeed. Counts the completed rounds in `rounds`.
+fn keep_logging_in(
+    app: &TestApp,
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU32>,
+) -> tokio::task::JoinHandle<()> {
     let client = app.client.clone();
     let url = app.url("/api/v2/user/session");
     tokio::spawn(async move {
-        let mut rounds = 0;
         while !stop.load(Ordering::SeqCst) {
             let response = client
                 .post(&url)
@@ -149,30 +152,38 @@ fn keep_logging_in(app: &TestApp, stop: Arc<AtomicBool>) -> tokio::task::JoinHan
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "logout during the purge");
-            rounds += 1;
+            rounds.fetch_add(1, Ordering::SeqCst);
         }
-        rounds
     })
 }
 
-/// Polls (every 100 ms, for at most 20 s) until `sql` counts zero; answers the counts seen.
+/// Waits (at most 20 s) until `sql` counts zero; answers the counts seen on the way.
 async fn wait_until_none(app: &TestApp, sql: &str) -> Vec<i64> {
-    let started = Instant::now();
     let mut seen = Vec::new();
-    loop {
-        let n = count(&app.db, sql).await;
-        if seen.last() != Some(&n) {
-            seen.push(n);
-        }
-        if n == 0 {
-            return seen;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the purge did not finish in 20 s; counts seen: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        "the purge to leave none",
+        Duration::from_secs(20),
+        async || {
+            let n = count(&app.db, sql).await;
+            if seen.last() != Some(&n) {
+                seen.push(n);
+            }
+            if n == 0 {
+                Ok(())
+            } else {
+                Err(format!("counts seen: {seen:?}"))
+            }
+        },
+    )
+    .await;
+    seen
+}
+
+/// Waits until a purge pass has run since the call: inserts one dead session of `user_id`
+/// and waits until it is gone.
+async fn wait_for_a_purge_pass(app: &TestApp, user_id: i64) {
+    insert_dead_sessions(app, user_id, 1).await;
+    wait_until_none(app, "SELECT count(*) FROM sessions WHERE device = 'dead'").await;
 }
 
 async fn user_id(app: &TestApp, email: &str) -> i64 {
@@ -216,18 +227,22 @@ both_backends! {
         insert_failures(&app, "account:stale@example.com", now - 2 * HOUR).await;
         insert_failures(&app, "ip:192.0.2.1", now - 16 * 60).await;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let busy = keep_logging_in(&app, stop.clone());
+        let (stop, rounds) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU32::new(0)));
+        let busy = keep_logging_in(&app, stop.clone(), rounds.clone());
         let seen = wait_until_none(
             &app,
             "SELECT (SELECT count(*) FROM sessions WHERE device = 'dead' OR device LIKE 'gone:%') \
                   + (SELECT count(*) FROM login_failures WHERE key <> 'account:fresh@example.com')",
         ).await;
-        // One more purge pass runs while the logins go on, and must leave the rest alone.
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // Logins go on while the purger runs (every second): a round completes, then one
+        // more purge pass runs, and must leave the rest alone.
+        poll_until("a login round while the purger runs", Duration::from_secs(20), async || {
+            rounds.load(Ordering::SeqCst) >= 1
+        }).await;
+        wait_for_a_purge_pass(&app, jane).await;
         stop.store(true, Ordering::SeqCst);
-        let rounds = busy.await.unwrap();
-        assert!(rounds >= 1, "no login round completed during the purge");
+        busy.await.unwrap();
+        let rounds = rounds.load(Ordering::SeqCst);
         eprintln!("dead rows seen while purging: {seen:?}; {rounds} login rounds meanwhile");
 
         let kept = count(&app.db, "SELECT count(*) FROM sessions WHERE device LIKE 'keep:%'").await;
@@ -271,7 +286,8 @@ both_backends! {
         assert_eq!(app.logout(&logged_out).await.status(), StatusCode::OK);
         let response = app.login(JANE, "not-the-password", false).await;
         assert_error(response, StatusCode::UNAUTHORIZED).await;
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // A purge pass leaves every row that can still be used.
+        wait_for_a_purge_pass(&app, user_id(&app, JANE).await).await;
         assert_eq!(count(&app.db, "SELECT count(*) FROM sessions").await, 3);
         assert_eq!(count(&app.db, "SELECT count(*) FROM login_failures").await, 2);
 

@@ -361,13 +361,14 @@ both_backends! {
                 let again = app.session_call(Method::DELETE, global, token).await;
                 assert_eq!(again.status(), StatusCode::OK, "round {round}");
             }
+            // Every token, old or minted in the race, says its session was logged out.
             for token in tokens.iter().chain(&minted) {
-                let status = app.get_session(token).await.status();
-                assert!(
-                    status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
-                    "round {round}: a token outlived the global logout ({status})"
-                );
-                assert_ne!(app.refresh(token).await.status(), StatusCode::OK, "round {round}");
+                let (_, reason) =
+                    assert_error(app.get_session(token).await, StatusCode::FORBIDDEN).await;
+                assert_eq!(reason, "logged_out", "round {round}: GET");
+                let (_, reason) =
+                    assert_error(app.refresh(token).await, StatusCode::UNAUTHORIZED).await;
+                assert_eq!(reason, "logged_out", "round {round}: refresh");
             }
         }
     }
@@ -403,21 +404,23 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
         .await
         .unwrap();
 
-    let put = |token: &str| spawn_call(&app, Method::PUT, SESSION, token);
+    let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let put = |token: &str| start_call(&app, Method::PUT, SESSION, token);
     // The first refresh runs alone and waits for its row; the other two queue behind it, in
     // this order, and become one batch that locks the second session before the third.
     let first = put(&tokens[0]);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait_for_lock_waits(&mut watch, "the first refresh", "SET gen = gen + 1").await;
     let second = put(&tokens[1]);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let batch = [second, put(&tokens[2])];
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    second.started().await;
+    let third = put(&tokens[2]);
+    third.started().await;
+    let batch = [second, third];
     // Lets the first refresh finish; the batch then locks the second row and waits for the third.
     sqlx::query("ROLLBACK TO SAVEPOINT first")
         .execute(&mut *tx)
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait_for_lock_waits(&mut watch, "the batch of two", "unnest(").await;
     // Now ask for the second row: each waits for the other, and PostgreSQL ends the batch's
     // statement, which has waited longer.
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -429,10 +432,10 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
     .unwrap();
     tx.commit().await.unwrap();
 
-    let (status, body) = first.await.unwrap();
+    let (status, body) = first.answer().await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    for (task, token) in batch.into_iter().zip(&tokens[1..]) {
-        let (status, body) = task.await.unwrap();
+    for (call, token) in batch.into_iter().zip(&tokens[1..]) {
+        let (status, body) = call.answer().await;
         assert_eq!(
             status,
             StatusCode::OK,
@@ -442,15 +445,40 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
         assert_eq!(gen(new), gen(token) + 1, "one rotation, not two");
     }
     // The scenario really made a deadlock (else this test would prove nothing).
-    let made = poll_until(std::time::Duration::from_secs(5), || {
-        let url = app.db.url.clone();
-        async move {
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            deadlocks(&mut conn).await > deadlocks_before
+    poll_until(
+        "PostgreSQL to count the deadlock",
+        std::time::Duration::from_secs(5),
+        async || {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            let counted = deadlocks(&mut conn).await;
+            if counted > deadlocks_before {
+                Ok(())
+            } else {
+                Err(format!("{counted} deadlocks, as before"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits (bounded) until one statement of the current database waits for a lock, and its
+/// text contains `text` (which of the store's statements it is).
+async fn wait_for_lock_waits(conn: &mut sqlx::PgConnection, what: &str, text: &str) {
+    let what = format!("{what} to wait for a row lock, alone");
+    poll_until(&what, std::time::Duration::from_secs(20), async || {
+        let waiting: Vec<String> = sqlx::query_scalar(
+            "SELECT query FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        match waiting.as_slice() {
+            [one] if one.contains(text) => Ok(()),
+            _ => Err(format!("statements waiting: {waiting:?}")),
         }
     })
     .await;
-    assert!(made.is_some(), "PostgreSQL counted no deadlock");
 }
 
 /// PostgreSQL's count of deadlocks in the current database.
