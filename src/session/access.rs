@@ -153,10 +153,12 @@ impl SessionService {
         // password hashing.
         self.hasher.note_request();
         let expired = claims.is_expired(now);
+        let idle_cutoff = self.idle_cutoff(now);
         let touch = (!expired).then_some(Touch {
             gen: claims.gen,
             now,
             older_than: now - self.last_seen_resolution(),
+            idle_cutoff,
         });
         let Some(view) = self
             .store
@@ -185,6 +187,11 @@ impl SessionService {
         }
         if !view.user.is_active {
             return Err(SessionError::UserInactive);
+        }
+        // Idle-expired is over, even while its last token has not expired (an idle TTL shorter
+        // than the token's): it neither refreshes nor answers.
+        if idle_cutoff.is_some_and(|cutoff| view.session.last_seen_at < cutoff) {
+            return Err(SessionError::Terminated(Reason::IdleTimeout));
         }
         if expired && !allow_expired {
             return Err(SessionError::Expired);

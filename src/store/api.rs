@@ -96,21 +96,27 @@ pub struct SessionLimit {
 }
 
 /// Bumps `last_seen_at` to `now` when it is older than `older_than` and the token's `gen` is
-/// still current: at most one write per resolution per session.
+/// still current: at most one write per resolution per session. A session already idle-expired
+/// (last seen before `idle_cutoff`) is never touched: use cannot bring it back.
 #[derive(Debug, Clone, Copy)]
 pub struct Touch {
     pub gen: i64,
     pub now: UnixTime,
     pub older_than: UnixTime,
+    pub idle_cutoff: Option<UnixTime>,
 }
 
 impl Touch {
-    /// Whether `session`, as just read, needs the write: live, at the token's `gen`, and last
-    /// seen before `older_than`. The write's own WHERE clause checks the same again.
+    /// Whether `session`, as just read, needs the write: live, at the token's `gen`, not
+    /// idle-expired, and last seen before `older_than`. The write's own WHERE clause checks the
+    /// same again.
     pub fn is_due(&self, session: &Session) -> bool {
         session.gen == self.gen
             && session.revoked_at.is_none()
             && session.last_seen_at < self.older_than
+            && self
+                .idle_cutoff
+                .is_none_or(|cutoff| session.last_seen_at >= cutoff)
     }
 }
 

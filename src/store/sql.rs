@@ -284,12 +284,14 @@ macro_rules! impl_store {
                     if t.is_due(&v.session) {
                         sqlx::query(
                             "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND gen = $3 \
-                             AND revoked_at IS NULL AND last_seen_at < $4",
+                             AND revoked_at IS NULL AND last_seen_at < $4 \
+                             AND ($5 IS NULL OR last_seen_at >= $5)",
                         )
                         .bind($id(id))
                         .bind(t.now)
                         .bind(t.gen)
                         .bind(t.older_than)
+                        .bind(t.idle_cutoff)
                         .execute(&self.pool)
                         .await
                         .map_err($map_error)?;

@@ -409,7 +409,12 @@ async fn a_batch_that_loses_a_deadlock_is_run_again() {
     // The first refresh runs alone and waits for its row; the other two queue behind it, in
     // this order, and become one batch that locks the second session before the third.
     let first = put(&tokens[0]);
-    wait_for_lock_waits(&mut watch, "the first refresh", "SET gen = gen + 1").await;
+    wait_for_lock_waits(
+        &mut watch,
+        "the first refresh",
+        "WHERE sessions.id = $1 AND",
+    )
+    .await;
     let second = put(&tokens[1]);
     second.started().await;
     let third = put(&tokens[2]);

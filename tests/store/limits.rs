@@ -37,6 +37,7 @@ async fn at_the_cap_the_least_recently_seen_sessions_are_evicted(store: Arc<dyn 
         gen: 0,
         now: T0 + 5,
         older_than: T0 + 5,
+        idle_cutoff: None,
     };
     store.session_with_user(older, Some(&touch)).await.unwrap();
 

@@ -432,6 +432,22 @@ async fn use_keeps_a_session_alive_past_the_idle_ttl() {
 }
 
 #[tokio::test]
+async fn an_idle_expired_session_stays_over_while_its_token_is_unexpired() {
+    // The idle TTL shorter than the token's: the token outlives the session's idle limit.
+    let h = harness(&[("SESSION_IDLE_TTL", "5m"), ("DF_JWT_TTL", "10m")]).await;
+    h.register(EMAIL, false).await;
+    let a = h.login(true).await;
+
+    h.clock.advance(301);
+    // The unexpired token no longer answers, and checking it does not mark the session seen.
+    assert_eq!(terminated(h.current(&a.token).await), Reason::IdleTimeout);
+    assert_eq!(h.row(&a).await.last_seen_at, a.claims.iat);
+    // So the session cannot be brought back: the refresh stays refused.
+    assert_eq!(refused(h.refresh(&a.token).await), Reason::IdleTimeout);
+    assert_eq!(terminated(h.current(&a.token).await), Reason::IdleTimeout);
+}
+
+#[tokio::test]
 async fn repeated_failures_throttle_logins_for_a_while() {
     let h = harness(&[("LOGIN_MAX_FAILURES", "3"), ("LOGIN_BACKOFF_BASE", "30s")]).await;
     h.register(EMAIL, false).await;

@@ -147,6 +147,7 @@ async fn touch_writes_last_seen_only_when_due(store: Arc<dyn Store>) {
         gen,
         now,
         older_than,
+        idle_cutoff: None,
     };
 
     // Due: last seen (T0) before `older_than`.
