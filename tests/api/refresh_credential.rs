@@ -358,6 +358,27 @@ both_backends! {
         assert_eq!(reason, "logged_out");
     }
 
+    async fn replicas_agree_on_credentials(backend) {
+        let app = app_with(backend, config()).await;
+        let other = app.replica().await;
+        let (_, cookies) = login_with(&app, SESSION, EMAIL, "cookie", true).await;
+        let first = cookie_value(&cookies, COOKIE);
+        // Refreshed on the other replica, twice racing on both within the grace.
+        let response = with_cookie(&other, Method::PUT, SESSION, &first).send().await.unwrap();
+        let a = set_cookies(response.headers());
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = with_cookie(&app, Method::PUT, SESSION, &first).send().await.unwrap();
+        let b = set_cookies(response.headers());
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(cookie_value(&a, COOKIE), cookie_value(&b, COOKIE));
+        // Logged out on one, refused on the other.
+        let second = cookie_value(&a, COOKIE);
+        let response = with_cookie(&app, Method::DELETE, SESSION, &second).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = with_cookie(&other, Method::PUT, SESSION, &second).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
     async fn logins_without_the_header_keep_dreamfactorys_flow(backend) {
         let app = app_with(backend, config()).await;
         let response = app
