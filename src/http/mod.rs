@@ -9,6 +9,7 @@ mod health;
 mod jwks;
 pub mod metrics;
 pub mod openapi;
+mod profile;
 mod register;
 pub mod session;
 mod sessions;
@@ -95,6 +96,7 @@ pub fn app(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(admin::router())
         .merge(register::router())
+        .merge(profile::router())
         .merge(environment::router())
         .merge(health::router())
         .merge(openapi::router())

@@ -7,7 +7,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, environment, error, health, jwks, metrics, register, session, sessions};
+use super::{
+    admin, environment, error, health, jwks, metrics, profile, register, session, sessions,
+};
 use super::{AppState, SuccessBody};
 
 #[derive(OpenApi)]
@@ -35,6 +37,10 @@ use super::{AppState, SuccessBody};
         admin::revoke_one,
         admin::update_user,
         register::register,
+        profile::user_profile,
+        profile::user_update,
+        profile::admin_profile,
+        profile::admin_update,
         environment::environment,
         jwks::jwks,
         health::live,
@@ -47,6 +53,7 @@ use super::{AppState, SuccessBody};
     tags(
         (name = "session", description = "DreamFactory's session API"),
         (name = "sessions", description = "The caller's own sessions and password"),
+        (name = "profile", description = "DreamFactory's profile API"),
         (name = "admin", description = "System administrators only"),
         (name = "keys", description = "Token verification for other services"),
         (name = "environment", description = "What clients and operators check"),

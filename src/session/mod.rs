@@ -23,6 +23,7 @@ pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
 use keys::KeyRing;
 use token::Claims;
+pub use users::ProfileRequest;
 
 use crate::clock::{Clock, Seconds, UnixTime};
 use crate::config::{Config, SessionLimitPolicy};

@@ -28,6 +28,7 @@ mod outage;
 mod partition;
 mod password;
 mod process;
+mod profile;
 mod purge;
 mod races;
 mod refresh;
