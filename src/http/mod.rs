@@ -13,6 +13,7 @@ mod profile;
 mod register;
 pub mod session;
 mod sessions;
+mod system;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(register::router())
         .merge(profile::router())
+        .merge(system::router())
         .merge(environment::router())
         .merge(health::router())
         .merge(openapi::router())

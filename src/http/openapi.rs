@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, environment, error, health, jwks, metrics, profile, register, session, sessions,
+    admin, environment, error, health, jwks, metrics, profile, register, session, sessions, system,
 };
 use super::{AppState, SuccessBody};
 
@@ -42,6 +42,16 @@ use super::{AppState, SuccessBody};
         profile::admin_profile,
         profile::admin_update,
         environment::environment,
+        system::get_resource,
+        system::post_resource,
+        system::put_resource,
+        system::patch_resource,
+        system::delete_resource,
+        system::get_record,
+        system::post_record,
+        system::put_record,
+        system::patch_record,
+        system::delete_record,
         jwks::jwks,
         health::live,
         health::ready,
@@ -57,6 +67,7 @@ use super::{AppState, SuccessBody};
         (name = "admin", description = "System administrators only"),
         (name = "keys", description = "Token verification for other services"),
         (name = "environment", description = "What clients and operators check"),
+        (name = "system", description = "DreamFactory's system resources tenure does not serve"),
         (name = "health", description = "Probes and metrics"),
     )
 )]

@@ -8,6 +8,7 @@ pub mod keys;
 mod login;
 pub mod purge;
 mod refresh;
+mod system;
 pub mod token;
 mod users;
 
@@ -22,6 +23,7 @@ pub use access::LogoutScope;
 pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
 use keys::KeyRing;
+pub use system::AccessRefusal;
 use token::Claims;
 pub use users::ProfileRequest;
 

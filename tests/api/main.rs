@@ -33,4 +33,5 @@ mod purge;
 mod races;
 mod refresh;
 mod register;
+mod system_routes;
 mod throttle;
