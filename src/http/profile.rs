@@ -1,6 +1,7 @@
 //! DreamFactory's profile API: `GET/POST /api/v2/user/profile` and the same at
-//! `/api/v2/system/admin/profile` for administrators. Token errors are the session routes'
-//! (an expired token gets 401 "Token has expired: …", on which DreamFactory clients refresh).
+//! `/api/v2/system/admin/profile` for administrators (`PUT` and `PATCH` are `POST`, as in
+//! DreamFactory). Token errors are the session routes' (an expired token gets 401 "Token has
+//! expired: …", on which DreamFactory clients refresh).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,10 +19,19 @@ use crate::store::User;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v2/user/profile", get(user_profile).post(user_update))
+        .route(
+            "/api/v2/user/profile",
+            get(user_profile)
+                .post(user_update)
+                .put(user_update_put)
+                .patch(user_update_patch),
+        )
         .route(
             "/api/v2/system/admin/profile",
-            get(admin_profile).post(admin_update),
+            get(admin_profile)
+                .post(admin_update)
+                .put(admin_update_put)
+                .patch(admin_update_patch),
         )
 }
 
@@ -235,4 +245,42 @@ async fn admin_update(
     body: Result<ApiBody<Map<String, Value>>, ApiError>,
 ) -> Result<Json<SuccessBody>, ApiError> {
     update(state, Audience::Admin, token, body).await
+}
+
+/// DreamFactory's aliases of `POST`, documented once each.
+macro_rules! update_alias {
+    ($($name:ident: $method:ident $path:tt, $tag:tt, $audience:ident;)+) => {$(
+        #[utoipa::path(
+            $method,
+            path = $path,
+            tag = $tag,
+            summary = "The same as POST (DreamFactory's alias)",
+            request_body = ProfileBody,
+            security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
+            responses(
+                (status = 200, description = "Done", body = SuccessBody),
+                (status = 400, description = "No data supplied, validation failed, the email is taken, or the current password is wrong", body = ErrorBody),
+                (status = 401, description = "No, an invalid, or an expired token (or, at the admin path, not an administrator); `context.reason` says which", body = ErrorBody),
+                (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
+                (status = 413, description = "A body over 64 KiB", body = ErrorBody),
+                (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
+                (status = 429, description = "Too many wrong passwords", body = ErrorBody),
+                (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
+            )
+        )]
+        async fn $name(
+            State(state): State<AppState>,
+            token: SessionToken,
+            body: Result<ApiBody<Map<String, Value>>, ApiError>,
+        ) -> Result<Json<SuccessBody>, ApiError> {
+            update(state, Audience::$audience, token, body).await
+        }
+    )+};
+}
+
+update_alias! {
+    user_update_put: put "/api/v2/user/profile", "profile", User;
+    user_update_patch: patch "/api/v2/user/profile", "profile", User;
+    admin_update_put: put "/api/v2/system/admin/profile", "admin", Admin;
+    admin_update_patch: patch "/api/v2/system/admin/profile", "admin", Admin;
 }

@@ -170,6 +170,16 @@ both_backends! {
         let body = profile(&app, USER_PROFILE, &token).await;
         assert_eq!((&body["phone"], &body["name"]), (&json!("+44 20 7946 0000"), &json!("J. Doe")));
 
+        // PUT and PATCH are POST, as in DreamFactory.
+        for method in [Method::PUT, Method::PATCH] {
+            let response = app.request(method.clone(), USER_PROFILE)
+                .bearer_auth(&token)
+                .json(&json!({ "phone": format!("{method}") }))
+                .send().await.unwrap();
+            assert_eq!(status_json(response).await, (StatusCode::OK, json!({ "success": true })));
+            assert_eq!(profile(&app, USER_PROFILE, &token).await["phone"], format!("{method}"));
+        }
+
         // Another user is not touched.
         let john = app.login_token(OTHER, false).await;
         let body = profile(&app, USER_PROFILE, &john).await;
@@ -405,6 +415,13 @@ both_backends! {
         update(&app, ADMIN_PROFILE, &admin, json!({ "name": "The Admin", "phone": "100" })).await;
         let body = profile(&app, ADMIN_PROFILE, &admin).await;
         assert_eq!((&body["name"], &body["phone"]), (&json!("The Admin"), &json!("100")));
+        for method in [Method::PUT, Method::PATCH] {
+            let response = app.request(method, ADMIN_PROFILE)
+                .bearer_auth(&admin)
+                .json(&json!({ "phone": "100" }))
+                .send().await.unwrap();
+            assert_eq!(status_json(response).await, (StatusCode::OK, json!({ "success": true })));
+        }
         // An administrator's profile is also at the user path (admins may log in there).
         assert_eq!(profile(&app, USER_PROFILE, &admin).await, body);
         update(&app, ADMIN_PROFILE, &admin, json!({ "email": "root@example.com", "old_password": PASSWORD })).await;
@@ -412,9 +429,14 @@ both_backends! {
 
         // A non-admin gets the admin session route's answer, and changes nothing.
         let users = app.db.dump("users").await;
+        let put = app.request(Method::PUT, ADMIN_PROFILE)
+            .bearer_auth(&user)
+            .json(&json!({ "name": "Not Written" }))
+            .send().await.unwrap();
         for response in [
             get_profile(&app, ADMIN_PROFILE, Some(&user)).await,
             post_profile(&app, ADMIN_PROFILE, Some(&user), json!({ "name": "Not Written" })).await,
+            put,
         ] {
             let (message, reason) = assert_error(response, StatusCode::UNAUTHORIZED).await;
             assert_eq!((message.as_str(), reason.as_str()),
