@@ -105,11 +105,11 @@ async fn answer(
     let param = |name| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v);
     let resource = param("resource").unwrap_or_default();
     let id = param("id");
+    let reading = method == Method::GET || method == Method::HEAD;
     match (resource, id) {
-        ("lookup", None) if method == Method::GET => {
-            return Ok(Json(EmptyList { resource: vec![] }))
-        }
-        ("lookup", Some(id)) if method == Method::GET => {
+        ("lookup", None) if reading => return Ok(Json(EmptyList { resource: vec![] })),
+        // tenure keeps no lookups, so none has this id.
+        ("lookup", Some(id)) if reading => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("Record with identifier '{id}' not found."),
