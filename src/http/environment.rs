@@ -1,5 +1,7 @@
 //! `GET /api/v2/system/environment`: what clients and operators check. Open to everyone;
 //! `platform` only for an authenticated caller, with more for an administrator. Never a secret.
+//! An expired token reads as anonymous (DreamFactory answers 401), so DreamFactory's clients,
+//! which read this on start-up outside their refresh logic, keep a forever session on reload.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -19,11 +21,11 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/api/v2/system/environment",
     tag = "environment",
-    summary = "What clients and operators check; `platform` only for a valid token, more for an administrator",
+    summary = "What clients and operators check; `platform` only for a valid token, more for an administrator; an expired token reads as anonymous",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
-        (status = 200, description = "OK", body = Object),
-        (status = 401, description = "No, an invalid, or an expired token; `context.reason` says which", body = ErrorBody),
+        (status = 200, description = "OK (also for an expired token of a live session, as for an anonymous caller)", body = Object),
+        (status = 401, description = "An invalid token; `context.reason` says why", body = ErrorBody),
         (status = 403, description = "The session was terminated (logged out, replaced by a refresh, revoked) or the user deactivated", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
@@ -32,8 +34,8 @@ async fn environment(
     State(state): State<AppState>,
     token: SessionToken,
 ) -> Result<Json<Value>, ApiError> {
-    // A token that is sent must be good, as in DreamFactory; no token is fine.
-    let caller = state.service.optional_caller(token.0.as_deref()).await?;
+    // No token is fine, and so is an expired one; a bad or terminated one is refused.
+    let caller = state.service.environment_caller(token.0.as_deref()).await?;
     let config = &state.config;
     let payload = json!({ "email": "string", "password": "string", "remember_me": "bool" });
     let mut body = json!({

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::session::{Reason, SessionError};
+use crate::session::{AccessRefusal, Reason, SessionError};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -183,6 +183,34 @@ impl From<SessionError> for ApiError {
             ),
             Validation(fields) => {
                 Self::new(StatusCode::BAD_REQUEST, "Validation failed", json!(fields))
+            }
+            AccessRefused(refusal) => {
+                // df-core's AccessCheck, word for word.
+                let (status, message) = match refusal {
+                    AccessRefusal::NoCredentials => (
+                        StatusCode::BAD_REQUEST,
+                        "No session token (JWT) or API Key detected in request. Please send in \
+                         X-DreamFactory-Session-Token and/or X-DreamFactory-API-Key request \
+                         header. You can also use URL query parameters session_token and/or \
+                         api_key.",
+                    ),
+                    AccessRefusal::NoApiKey => (
+                        StatusCode::BAD_REQUEST,
+                        "No API Key provided. Please provide a valid API Key using \
+                         X-DreamFactory-API-Key request header or 'api_key' url query parameter.",
+                    ),
+                    AccessRefusal::NoSessionToken => (
+                        StatusCode::BAD_REQUEST,
+                        "No session token (JWT) provided. Please provide a valid JWT using \
+                         X-DreamFactory-Session-Token request header or 'session_token' url \
+                         query parameter.",
+                    ),
+                    AccessRefusal::RoleNotFound => (
+                        StatusCode::FORBIDDEN,
+                        "Role not found. A role may not be assigned to you or your application.",
+                    ),
+                };
+                Self::new(status, message, json!({ "reason": refusal.as_str() }))
             }
             Unavailable(_) | Contended => {
                 tracing::error!(cause = %cause_chain(&err), "storage unavailable");

@@ -10,9 +10,11 @@ mod jwks;
 pub mod metrics;
 pub mod openapi;
 mod refresh;
+mod profile;
 mod register;
 pub mod session;
 mod sessions;
+mod system;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,6 +98,8 @@ pub fn app(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(admin::router())
         .merge(register::router())
+        .merge(profile::router())
+        .merge(system::router())
         .merge(environment::router())
         .merge(health::router())
         .merge(openapi::router())

@@ -7,7 +7,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, environment, error, health, jwks, metrics, register, session, sessions};
+use super::{
+    admin, environment, error, health, jwks, metrics, profile, register, session, sessions, system,
+};
 use super::{AppState, SuccessBody};
 
 #[derive(OpenApi)]
@@ -35,7 +37,25 @@ use super::{AppState, SuccessBody};
         admin::revoke_one,
         admin::update_user,
         register::register,
+        profile::user_profile,
+        profile::user_update,
+        profile::admin_profile,
+        profile::admin_update,
+        profile::user_update_put,
+        profile::user_update_patch,
+        profile::admin_update_put,
+        profile::admin_update_patch,
         environment::environment,
+        system::get_resource,
+        system::post_resource,
+        system::put_resource,
+        system::patch_resource,
+        system::delete_resource,
+        system::get_record,
+        system::post_record,
+        system::put_record,
+        system::patch_record,
+        system::delete_record,
         jwks::jwks,
         health::live,
         health::ready,
@@ -47,9 +67,11 @@ use super::{AppState, SuccessBody};
     tags(
         (name = "session", description = "DreamFactory's session API"),
         (name = "sessions", description = "The caller's own sessions and password"),
+        (name = "profile", description = "DreamFactory's profile API"),
         (name = "admin", description = "System administrators only"),
         (name = "keys", description = "Token verification for other services"),
         (name = "environment", description = "What clients and operators check"),
+        (name = "system", description = "DreamFactory's system resources tenure does not serve"),
         (name = "health", description = "Probes and metrics"),
     )
 )]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::system::AccessRefusal;
 use crate::password::PasswordError;
 use crate::session::keys::KeyError;
 use crate::session::token::TokenDefect;
@@ -115,6 +116,9 @@ pub enum SessionError {
     WrongPassword,
     #[error("validation failed")]
     Validation(BTreeMap<&'static str, Vec<String>>),
+    /// DreamFactory's `AccessCheck` refuses a resource no role grants.
+    #[error("access refused ({})", .0.as_str())]
+    AccessRefused(AccessRefusal),
     /// The database cannot serve now: a 503.
     #[error("storage unavailable")]
     Unavailable(#[source] StoreError),

@@ -8,6 +8,7 @@ pub mod keys;
 mod login;
 pub mod purge;
 mod refresh;
+mod system;
 pub mod token;
 mod users;
 
@@ -23,7 +24,9 @@ pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
 use keys::KeyRing;
 pub use refresh::RefreshBy;
+pub use system::AccessRefusal;
 use token::Claims;
+pub use users::ProfileRequest;
 
 use crate::clock::{Clock, Seconds, UnixTime};
 use crate::config::{Config, SessionLimitPolicy};

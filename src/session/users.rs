@@ -1,4 +1,5 @@
-//! Users: creation (CLI and open registration) and password changes.
+//! Users: creation (CLI and open registration), password changes, and the caller's own
+//! profile (DreamFactory's `…/profile`).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,28 @@ use super::{
     FORBIDDEN_CHARS_RULE, MAX_FIELD_CHARS, MAX_PASSWORD_CHARS,
 };
 use crate::config::LoginAttribute;
-use crate::store::{NewUser, StoreError, User};
+use crate::store::{NewUser, ProfileChange, StoreError, User};
+
+/// Longest accepted phone number (DreamFactory's column holds 32 characters).
+const MAX_PHONE_CHARS: usize = 32;
+
+/// A change to the caller's profile, as the handler parsed it. `None` is "not sent" and
+/// changes nothing; an empty (or all-blank) value clears `first_name`, `last_name` and
+/// `phone`.
+#[derive(Debug, Default)]
+pub struct ProfileRequest {
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    /// A new address needs `old_password`; the current one (in any spelling that folds to
+    /// it) changes nothing and needs none.
+    pub email: Option<String>,
+    /// Accepted only when it is the current username: usernames do not change here.
+    pub username: Option<String>,
+    /// The current password.
+    pub old_password: Option<SecretString>,
+}
 
 impl SessionService {
     /// Creates a user (open registration and the CLI).
@@ -22,21 +44,8 @@ impl SessionService {
             .as_deref()
             .map(normalize_email)
             .unwrap_or_default();
-        if email.is_empty() {
-            errors
-                .entry("email")
-                .or_default()
-                .push("The email field is required.".into());
-        } else if has_forbidden_chars(&email) {
-            errors
-                .entry("email")
-                .or_default()
-                .push(format!("The email {FORBIDDEN_CHARS_RULE}."));
-        } else if !looks_like_email(&email) {
-            errors
-                .entry("email")
-                .or_default()
-                .push("The email must be a valid email address.".into());
+        if let Some(problem) = email_problem(&email) {
+            errors.entry("email").or_default().push(problem);
         }
         let username = request
             .username
@@ -232,6 +241,133 @@ impl SessionService {
         Ok(ended)
     }
 
+    /// The caller's own user, for DreamFactory's `GET …/profile`. Token errors are those of
+    /// `GET …/session`; `Audience::Admin` accepts only administrators.
+    pub async fn profile(
+        &self,
+        token: Option<&str>,
+        audience: Audience,
+    ) -> Result<User, SessionError> {
+        Ok(self.current(token, audience).await?.view.user)
+    }
+
+    /// Updates the caller's profile (DreamFactory's `POST …/profile`): `name`, `first_name`,
+    /// `last_name` and `phone`; the email only with the current password, folded and checked
+    /// as registration does. Nothing is written unless every field is valid. A wrong password
+    /// counts against the account's login throttle and gets the password change's answer.
+    /// Sessions are untouched: tokens name the user by id, not by email.
+    pub async fn update_profile(
+        &self,
+        token: Option<&str>,
+        audience: Audience,
+        request: ProfileRequest,
+    ) -> Result<User, SessionError> {
+        let me = self.current(token, audience).await?.view.user;
+        let mut errors: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let mut change = ProfileChange::default();
+
+        if let Some(name) = request.name.as_deref().map(str::trim) {
+            if name.is_empty() {
+                errors
+                    .entry("name")
+                    .or_default()
+                    .push("The name field may not be empty.".into());
+            } else if let Some(problem) = name_problem("name", name) {
+                errors.entry("name").or_default().push(problem);
+            } else {
+                change.name = Some(name.to_owned());
+            }
+        }
+        for (field, value, slot) in [
+            ("first_name", &request.first_name, &mut change.first_name),
+            ("last_name", &request.last_name, &mut change.last_name),
+        ] {
+            if let Some(value) = value.as_deref().map(str::trim) {
+                match name_problem(field, value) {
+                    Some(problem) => errors.entry(field).or_default().push(problem),
+                    None => *slot = Some((!value.is_empty()).then(|| value.to_owned())),
+                }
+            }
+        }
+        if let Some(phone) = request.phone.as_deref().map(str::trim) {
+            if phone.chars().count() > MAX_PHONE_CHARS {
+                errors.entry("phone").or_default().push(format!(
+                    "The phone may not be greater than {MAX_PHONE_CHARS} characters."
+                ));
+            } else if has_forbidden_chars(phone) {
+                errors
+                    .entry("phone")
+                    .or_default()
+                    .push(format!("The phone {FORBIDDEN_CHARS_RULE}."));
+            } else {
+                change.phone = Some((!phone.is_empty()).then(|| phone.to_owned()));
+            }
+        }
+        if let Some(username) = request.username.as_deref() {
+            let username = normalize_username(username);
+            let requested = (!username.is_empty()).then_some(username);
+            if requested != me.username {
+                errors
+                    .entry("username")
+                    .or_default()
+                    .push("The username cannot be changed.".into());
+            }
+        }
+        let new_email = request
+            .email
+            .as_deref()
+            .map(normalize_email)
+            .filter(|email| *email != me.email);
+        if let Some(email) = &new_email {
+            if let Some(problem) = email_problem(email) {
+                errors.entry("email").or_default().push(problem);
+            }
+        }
+        let old_password = request
+            .old_password
+            .filter(|p| !p.expose_secret().is_empty());
+        if new_email.is_some() && old_password.is_none() {
+            errors
+                .entry("old_password")
+                .or_default()
+                .push("The old_password field is required to change the email.".into());
+        }
+        if !errors.is_empty() {
+            return Err(SessionError::Validation(errors));
+        }
+
+        if let (Some(email), Some(old_password)) = (new_email, old_password) {
+            let now = self.clock.now();
+            let keys = ThrottleKeys::new(&me.email, None);
+            self.check_throttle(&keys, now).await?;
+            let matched = self
+                .hasher
+                .verify(old_password, Some(me.password_hash.clone()))
+                .await?;
+            if !matched {
+                self.record_failure(&keys, now).await?;
+                return Err(SessionError::WrongPassword);
+            }
+            change.email = Some(email);
+            change.verified_hash = Some(me.password_hash.clone());
+        }
+        let email_changed = change.email.is_some();
+        match self.store.update_profile(me.id, &change).await {
+            Ok(Some(user)) => {
+                tracing::info!(user_id = user.id, email_changed, "profile updated");
+                Ok(user)
+            }
+            // The password changed between the check and the write: the one given is no
+            // longer the password.
+            Ok(None) if email_changed => Err(SessionError::WrongPassword),
+            Ok(None) => Err(SessionError::UserNotFound),
+            Err(StoreError::Conflict("users_email_key")) => Err(SessionError::Validation(
+                BTreeMap::from([("email", vec!["The email has already been taken.".into()])]),
+            )),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// What is wrong with a proposed password, if anything (`PASSWORD_MIN_LENGTH`).
     fn password_problem(&self, password: Option<&SecretString>) -> Option<String> {
         let length = password.map_or(0, |p| p.expose_secret().chars().count());
@@ -247,5 +383,32 @@ impl SessionService {
         } else {
             None
         }
+    }
+}
+
+/// What registration and a profile change say about a (normalised) email, if anything.
+fn email_problem(email: &str) -> Option<String> {
+    if email.is_empty() {
+        Some("The email field is required.".into())
+    } else if has_forbidden_chars(email) {
+        Some(format!("The email {FORBIDDEN_CHARS_RULE}."))
+    } else if !looks_like_email(email) {
+        Some("The email must be a valid email address.".into())
+    } else {
+        None
+    }
+}
+
+/// What a profile change says about a (trimmed) name field, if anything: registration's
+/// rules (at most 255 characters, no NUL).
+fn name_problem(field: &str, value: &str) -> Option<String> {
+    if value.chars().count() > MAX_FIELD_CHARS {
+        Some(format!(
+            "The {field} may not be greater than 255 characters."
+        ))
+    } else if has_nul(Some(value)) {
+        Some(format!("The {field} may not contain NUL characters."))
+    } else {
+        None
     }
 }

@@ -21,6 +21,8 @@ pub struct User {
     pub created_at: UnixTime,
     pub last_login_at: Option<UnixTime>,
     pub password_changed_at: UnixTime,
+    /// DreamFactory's profile field; free text, never used to log in.
+    pub phone: Option<String>,
 }
 
 /// A user to insert; `email` and `username` arrive normalised by the caller.
@@ -319,4 +321,28 @@ pub trait Store: Send + Sync + 'static {
     /// Answers the stored value of `key`, storing `value` first if none exists. Replicas racing
     /// on the first start all get the one value that won.
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    /// Applies a change to a user's own profile in one statement: only the columns `change`
+    /// names are written. An email change is applied only while the user's password hash is
+    /// still `change.verified_hash` (the one the current password was checked against).
+    /// `None` when no row matched (no such user, or the password changed meanwhile); a taken
+    /// email is `Conflict("users_email_key")`.
+    async fn update_profile(
+        &self,
+        user_id: i64,
+        change: &ProfileChange,
+    ) -> StoreResult<Option<User>>;
+}
+
+/// What a profile update writes. `None` leaves a column as it is; for the nullable columns,
+/// `Some(None)` clears it. Values arrive validated and normalised by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub email: Option<String>,
+    /// With `email`: the password hash the change was authorised against.
+    pub verified_hash: Option<String>,
 }

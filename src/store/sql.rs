@@ -27,7 +27,8 @@ macro_rules! session_columns {
 macro_rules! user_columns {
     () => {
         "u.id, u.email, u.username, u.password_hash, u.name, u.first_name, u.last_name, \
-         u.is_sys_admin, u.is_active, u.created_at, u.last_login_at, u.password_changed_at"
+         u.is_sys_admin, u.is_active, u.created_at, u.last_login_at, u.password_changed_at, \
+         u.phone"
     };
 }
 
@@ -675,6 +676,37 @@ macro_rules! impl_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err($map_error)
+            }
+
+            async fn update_profile(
+                &self,
+                user_id: i64,
+                c: &ProfileChange,
+            ) -> StoreResult<Option<User>> {
+                // Each nullable column has a "write it" flag, so a value of NULL can clear it;
+                // columns the change does not name keep what a concurrent update wrote. The
+                // email condition makes a password change that commits first win.
+                sqlx::query_as(
+                    "UPDATE users SET name = COALESCE($2, name), \
+                     first_name = CASE WHEN $3 THEN $4 ELSE first_name END, \
+                     last_name = CASE WHEN $5 THEN $6 ELSE last_name END, \
+                     phone = CASE WHEN $7 THEN $8 ELSE phone END, \
+                     email = COALESCE($9, email) \
+                     WHERE id = $1 AND ($9 IS NULL OR password_hash = $10) RETURNING *",
+                )
+                .bind(user_id)
+                .bind(&c.name)
+                .bind(c.first_name.is_some())
+                .bind(c.first_name.as_ref().and_then(Option::as_deref))
+                .bind(c.last_name.is_some())
+                .bind(c.last_name.as_ref().and_then(Option::as_deref))
+                .bind(c.phone.is_some())
+                .bind(c.phone.as_ref().and_then(Option::as_deref))
+                .bind(&c.email)
+                .bind(&c.verified_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($map_error)
             }
         }
         };

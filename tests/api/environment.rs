@@ -1,5 +1,6 @@
 //! `GET /api/v2/system/environment`: DreamFactory's shape for everyone, `platform` for the
-//! authenticated, the database kind for administrators, and never a secret.
+//! authenticated, the database kind for administrators, and never a secret. An expired token
+//! of a live session reads as anonymous; a bad or terminated one is refused.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -145,12 +146,92 @@ both_backends! {
         let (status, _) = status_json(app.logout(&token).await).await;
         assert_eq!(status, StatusCode::OK);
         let response = app.session_call(Method::GET, ENVIRONMENT, &token).await;
-        assert_error(response, StatusCode::FORBIDDEN).await;
-
-        let token = app.login_token("jane@example.com", false).await;
+        let (_, reason) = assert_error(response, StatusCode::FORBIDDEN).await;
+        assert_eq!(reason, "logged_out");
+        // Still refused once it has also expired: the client must log in again.
         app.clock.advance(25 * 3600);
         let response = app.session_call(Method::GET, ENVIRONMENT, &token).await;
+        let (_, reason) = assert_error(response, StatusCode::FORBIDDEN).await;
+        assert_eq!(reason, "logged_out");
+        // A replaced token too, and a forged one.
+        let token = app.login_token("jane@example.com", true).await;
+        app.refresh_token(&token).await;
+        let response = app.session_call(Method::GET, ENVIRONMENT, &token).await;
+        let (_, reason) = assert_error(response, StatusCode::FORBIDDEN).await;
+        assert_eq!(reason, "rotated");
+        let response = app.session_call(Method::GET, ENVIRONMENT, "a.b.c").await;
         let (_, reason) = assert_error(response, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(reason, "invalid_token");
+    }
+
+    // A deliberate difference from DreamFactory, which answers 401: its clients read the
+    // environment on start-up outside their refresh logic, and a 401 there logs the user out
+    // on every reload.
+    async fn an_expired_token_of_a_live_session_reads_as_anonymous(backend) {
+        let app = spawn_app(backend).await;
+        app.create_user("jane@example.com", false).await;
+        app.create_user("admin@example.com", true).await;
+        let (anonymous, _) = environment(&app, None).await;
+        let forever = app.login_token("jane@example.com", true).await;
+        let ordinary = app.login_token("jane@example.com", false).await;
+        let admin = admin_token(&app).await;
+        app.clock.advance(25 * 3600);
+        let sessions = app.db.dump("sessions").await;
+
+        for token in [&forever, &ordinary, &admin] {
+            // 200, exactly the anonymous answer: no platform, nothing of the administrator's.
+            let (body, text) = environment(&app, Some(token)).await;
+            assert_eq!(body, anonymous);
+            assert!(body.get("platform").is_none(), "{body}");
+            assert_no_secret(&app, &text).await;
+            // From the other token sources too.
+            let response = app.request(Method::GET, ENVIRONMENT)
+                .header("X-DreamFactory-Session-Token", token.as_str())
+                .send().await.expect("request");
+            assert_eq!(status_json(response).await, (StatusCode::OK, anonymous.clone()));
+        }
+        // Reading it wrote nothing (the sessions were not marked seen)...
+        assert_eq!(app.db.dump("sessions").await, sessions);
+        // ...and elsewhere the token is still expired: the client's next call refreshes.
+        let (message, reason) = assert_error(app.get_session(&forever).await, StatusCode::UNAUTHORIZED).await;
         assert_eq!(reason, "expired");
+        assert!(message.starts_with("Token has expired"), "{message}");
+        let fresh = app.refresh_token(&forever).await;
+        let (body, _) = environment(&app, Some(&fresh)).await;
+        assert_eq!(body["platform"]["version"], env!("CARGO_PKG_VERSION"), "{body}");
+        let fresh = app.refresh_token(&admin).await;
+        let (body, _) = environment(&app, Some(&fresh)).await;
+        assert!(body["platform"]["db_driver"].is_string(), "{body}");
+
+        // Past its refresh window an ordinary session's token reads as anonymous as well; the
+        // refresh then tells the client to log in.
+        app.clock.advance(15 * 24 * 3600);
+        let (body, _) = environment(&app, Some(&ordinary)).await;
+        assert_eq!(body, anonymous);
+        let (_, reason) = assert_error(app.refresh(&ordinary).await, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(reason, "refresh_window_closed");
+    }
+
+    async fn an_expired_token_of_a_deactivated_user_is_still_refused(backend) {
+        let app = spawn_app(backend).await;
+        app.create_user("jane@example.com", false).await;
+        app.create_user("admin@example.com", true).await;
+        let token = app.login_token("jane@example.com", true).await;
+        let admin = admin_token(&app).await;
+        let sessions = app.request(Method::GET, "/api/v2/system/sessions")
+            .bearer_auth(&admin)
+            .query(&[("email", "jane@example.com")])
+            .send().await.expect("request");
+        let (status, body) = status_json(sessions).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let user_id = body["resource"][0]["user_id"].as_i64().expect("user id");
+        let response = app.request(Method::PATCH, &format!("/api/v2/system/user/{user_id}"))
+            .bearer_auth(&admin)
+            .json(&json!({ "is_active": false }))
+            .send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        app.clock.advance(25 * 3600);
+        let response = app.session_call(Method::GET, ENVIRONMENT, &token).await;
+        assert_error(response, StatusCode::FORBIDDEN).await;
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tenure::store::{NewUser, Store, StoreError};
+use tenure::store::{NewUser, ProfileChange, Store, StoreError};
 
 use crate::fixtures::*;
 
@@ -11,6 +11,7 @@ conformance!(
     create_user_answers_the_stored_row,
     look_ups_match_the_stored_form_exactly,
     email_and_username_are_unique,
+    a_profile_change_writes_only_what_it_names,
 );
 
 async fn migrations_are_idempotent_and_ready(store: Arc<dyn Store>) {
@@ -129,4 +130,119 @@ async fn email_and_username_are_unique(store: Arc<dyn Store>) {
         .unwrap()
         .is_none());
     assert!(store.user_by_username("other").await.unwrap().is_none());
+}
+
+async fn a_profile_change_writes_only_what_it_names(store: Arc<dyn Store>) {
+    let jane = user(&store, "jane@example.com").await;
+    let john = user(&store, "john@example.com").await;
+    assert_eq!(jane.phone, None, "a new user has no phone");
+
+    // Names and phone; the rest stays.
+    let change = ProfileChange {
+        name: Some("Jane Q. Doe".into()),
+        phone: Some(Some("+1 555 0100".into())),
+        last_name: Some(None),
+        ..ProfileChange::default()
+    };
+    let updated = store
+        .update_profile(jane.id, &change)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.name, "Jane Q. Doe");
+    assert_eq!(updated.phone.as_deref(), Some("+1 555 0100"));
+    assert_eq!(
+        updated.first_name.as_deref(),
+        Some("Jane"),
+        "not named: kept"
+    );
+    assert_eq!(updated.last_name, None, "Some(None) clears");
+    assert_eq!(updated.email, "jane@example.com");
+    assert_eq!(updated.password_hash, jane.password_hash);
+    // Read back through both paths that read users: by email, and joined with a session.
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.phone.as_deref(), Some("+1 555 0100"));
+    let sid = login(&store, &forever(&stored, T0 + 1)).await;
+    let view = store.session_with_user(sid, None).await.unwrap().unwrap();
+    assert_eq!(view.user.phone.as_deref(), Some("+1 555 0100"));
+    assert_eq!(view.user.last_name, None);
+
+    // An empty change writes nothing.
+    let same = store
+        .update_profile(jane.id, &ProfileChange::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (same.name.as_str(), same.phone.as_deref()),
+        ("Jane Q. Doe", Some("+1 555 0100"))
+    );
+
+    // An email change needs the hash it was authorised against to be the stored one.
+    let stale = ProfileChange {
+        email: Some("jane.doe@example.com".into()),
+        verified_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$salt$an-older-hash".into()),
+        name: Some("Not Written".into()),
+        ..ProfileChange::default()
+    };
+    assert!(store
+        .update_profile(jane.id, &stale)
+        .await
+        .unwrap()
+        .is_none());
+    let stored = store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.name, "Jane Q. Doe",
+        "a refused change writes nothing"
+    );
+    let moved = ProfileChange {
+        email: Some("jane.doe@example.com".into()),
+        verified_hash: Some(jane.password_hash.clone()),
+        ..ProfileChange::default()
+    };
+    let updated = store
+        .update_profile(jane.id, &moved)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.email, "jane.doe@example.com");
+    assert!(store
+        .user_by_email("jane@example.com")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Another user's address is taken, by constraint name, and nothing changes.
+    let taken = ProfileChange {
+        email: Some("jane.doe@example.com".into()),
+        verified_hash: Some(john.password_hash.clone()),
+        phone: Some(Some("+1 555 0199".into())),
+        ..ProfileChange::default()
+    };
+    let err = store.update_profile(john.id, &taken).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict("users_email_key")),
+        "{err:?}"
+    );
+    let stored = store
+        .user_by_email("john@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.phone, None);
+
+    // No such user.
+    assert!(store
+        .update_profile(jane.id + john.id + 100, &change)
+        .await
+        .unwrap()
+        .is_none());
 }
