@@ -200,7 +200,8 @@ async fn refresh(
 
 /// `?scope=local|others|global` (default `local`, DreamFactory's behaviour). Presents the
 /// access token when one is sent, else a credential in `X-Tenure-Refresh-Token`, else the
-/// refresh cookie. Every answer clears the cookie.
+/// refresh cookie. Every answer clears the cookie, except a successful `scope=others`: the
+/// caller's own session lives on, and so must its cookie.
 async fn logout(
     state: AppState,
     audience: Audience,
@@ -232,13 +233,18 @@ async fn logout(
         let ended = state.service.logout(by, audience, scope).await?;
         // DreamFactory's exact answer for a plain logout; the wider scopes also say how many
         // ended.
-        Ok::<_, ApiError>(Json(if scope == LogoutScope::Local {
+        let body = Json(if scope == LogoutScope::Local {
             SuccessBody::ok()
         } else {
             SuccessBody::ended(ended)
-        }))
+        });
+        Ok::<_, ApiError>((scope, body))
     };
-    with_cookie(answer.await.into_response(), clear)
+    match answer.await {
+        Ok((LogoutScope::Others, body)) => body.into_response(),
+        Ok((_, body)) => with_cookie(body.into_response(), clear),
+        Err(err) => with_cookie(err.into_response(), clear),
+    }
 }
 
 // A login ignores any token sent with it, so the login handlers do not extract one.

@@ -358,6 +358,26 @@ both_backends! {
         assert_eq!(reason, "logged_out");
     }
 
+    async fn signing_out_the_others_keeps_this_cookie(backend) {
+        let app = app_with(backend, config()).await;
+        let (_, other) = login_with(&app, SESSION, EMAIL, "cookie", true).await;
+        let (login, cookies) = login_with(&app, SESSION, EMAIL, "cookie", true).await;
+        let mine = cookie_value(&cookies, COOKIE);
+        let response = with_cookie(&app, Method::DELETE, &format!("{SESSION}?scope=others"), &mine)
+            .bearer_auth(login["session_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(set_cookies(response.headers()).is_empty(), "this device's cookie stays");
+        let (status, body) = status_json(response).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({ "success": true, "ended": 1 })));
+        let response = with_cookie(&app, Method::PUT, SESSION, &mine).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let other = cookie_value(&other, COOKIE);
+        let response = with_cookie(&app, Method::PUT, SESSION, &other).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
     async fn replicas_agree_on_credentials(backend) {
         let app = app_with(backend, config()).await;
         let other = app.replica().await;
