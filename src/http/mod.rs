@@ -1,6 +1,7 @@
 //! HTTP in, HTTP out, no policy: the application state, the router, and the one stack of
 //! layers every request passes through.
 
+mod account;
 mod admin;
 mod environment;
 pub mod error;
@@ -99,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(openapi::router())
         .merge(jwks::router())
+        .merge(account::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         .with_state(state)
         // Inner layers first, each in its own `layer` call, which turns its answers back into
