@@ -12,7 +12,16 @@ RUN mkdir src \
     && cargo build --release --locked \
     && rm -rf src
 
+# The revision `tenure --version` and the environment endpoint report. The context has no .git,
+# so pass it: docker build --build-arg TENURE_GIT_REVISION=$(git rev-parse --short=12 HEAD) .
+# Unset, build.rs records "unknown". Declared after the dependency layer, so a new revision
+# does not rebuild the dependencies.
+ARG TENURE_GIT_REVISION
+# build.rs sets TENURE_GIT_REVISION for the compiler (src/http/environment.rs reads it).
 # sqlx::migrate! embeds migrations/ at compile time, so it must be present before the build.
+# `.ci/docker-context` replays these lines in an empty directory and builds there, so a file the
+# build needs and this stage does not copy fails CI.
+COPY build.rs ./
 COPY migrations ./migrations
 COPY src ./src
 # COPY keeps the context's mtimes, which may be older than the dummy build: touch so cargo rebuilds.

@@ -98,6 +98,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     http::metrics::handle();
+    if !state.config.cookie_secure {
+        tracing::warn!(
+            "COOKIE_SECURE=false: the refresh cookie is sent over plain http; \
+             for local development only"
+        );
+    }
     let purger = session::purge::spawn_purger(state.service.clone(), state.config.purge_interval);
     let metrics_server = match state.config.metrics_addr {
         None => None,

@@ -22,7 +22,7 @@ use serde_json::json;
 
 pub use declare::{Public, Setting, Shown};
 use parse::{
-    boolean, choice, count, database_url, ip_nets, off_or, optional, origins, path,
+    boolean, choice, cookie_name, count, database_url, ip_nets, off_or, optional, origins, path,
     positive_duration, secret, socket_addr,
 };
 pub use parse::{parse_duration, parse_loose_bool, Choice};
@@ -226,6 +226,20 @@ settings! {
         var: "CORS_ALLOWED_ORIGINS",
         default: "",
         parse: origins,
+    }
+    /// mark the refresh cookie `Secure` and prefix its name with `__Secure-`; `false` only for
+    /// plain-http development (the server says so at start-up)
+    cookie_secure: bool {
+        var: "COOKIE_SECURE",
+        default: "true",
+        parse: boolean,
+    }
+    /// the refresh cookie's name (browser apps, `X-Tenure-Refresh: cookie`), without the
+    /// `__Secure-` prefix that `COOKIE_SECURE` adds
+    refresh_cookie_name: String {
+        var: "REFRESH_COOKIE_NAME",
+        default: "tenure-refresh",
+        parse: cookie_name,
     }
     /// how long a request waits for a database connection before 503 (on PostgreSQL also the
     /// longest a session check's statement may take)

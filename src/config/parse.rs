@@ -203,6 +203,20 @@ fn comma_separated(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A cookie name: a non-empty RFC 6265 token of at most 64 characters.
+pub fn cookie_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("must be 1 to 64 letters, digits or !#$%&'*+-.^_`|~".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ mod health;
 mod jwks;
 pub mod metrics;
 pub mod openapi;
+mod refresh;
 mod register;
 pub mod session;
 mod sessions;
@@ -102,6 +103,13 @@ pub fn app(state: AppState) -> Router {
         .merge(jwks::router())
         .merge(account::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        // A request carrying the refresh cookie passes the CSRF checks before any handler; a
+        // refresh credential is taken only where a refresh or logout is.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refresh::csrf_guard,
+        ))
+        .layer(middleware::from_fn(refresh::credential_only_at_refresh))
         .with_state(state)
         // Inner layers first, each in its own `layer` call, which turns its answers back into
         // plain responses for the next.
@@ -186,6 +194,9 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-dreamfactory-api-key"),
                 HeaderName::from_static("x-device-model"),
                 HeaderName::from_static("x-request-id"),
+                HeaderName::from_static(refresh::CSRF_HEADER),
+                HeaderName::from_static(refresh::REFRESH_MODE_HEADER),
+                HeaderName::from_static(refresh::CREDENTIAL_HEADER),
             ])
             .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),

@@ -2,6 +2,8 @@
 //! Handlers only translate HTTP; the rules live in `SessionService`.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::SecretString;
@@ -9,9 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{loose_bool, ApiBody, Client, Query, SessionToken};
+use super::refresh::{
+    body_credential, clear_cookie, cookie_value, header_credential, requested_mode, set_cookie,
+    with_cookie, RawBody, RefreshBody,
+};
 use super::{AppState, SuccessBody};
 use crate::clock::UnixTime;
-use crate::session::{Audience, Authenticated, LoginRequest, LogoutScope};
+use crate::session::{
+    Audience, Authenticated, LoginRequest, LogoutBy, LogoutScope, RefreshBy, RefreshMode,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,12 +72,21 @@ pub struct SessionInfo {
     host: String,
     /// The token's real expiry (DreamFactory prints now + TTL).
     token_expiry_date: String,
+    /// The refresh credential, for a session in body mode (`X-Tenure-Refresh: body`) only:
+    /// present it to `PUT` in `X-Tenure-Refresh-Token` or as `{"refresh_token": …}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
 }
 
 impl SessionInfo {
     pub fn new(auth: Authenticated, host: &str) -> Self {
+        let refresh_token = auth
+            .refresh
+            .filter(|grant| grant.mode == RefreshMode::Body)
+            .map(|grant| grant.credential);
         let user = auth.view.user;
         Self {
+            refresh_token,
             session_id: auth.token.clone(),
             session_token: auth.token,
             id: user.id,
@@ -108,21 +125,38 @@ pub fn df_datetime(at: UnixTime) -> String {
     )
 }
 
+/// The answer to a login or refresh: the session, with the rotated cookie for a cookie-mode
+/// session.
+fn session_response(state: &AppState, audience: Audience, auth: Authenticated) -> Response {
+    let cookie = auth
+        .refresh
+        .as_ref()
+        .filter(|grant| grant.mode == RefreshMode::Cookie)
+        .map(|grant| set_cookie(&state.config, audience, grant));
+    let response = Json(SessionInfo::new(auth, &state.host)).into_response();
+    match cookie {
+        Some(cookie) => with_cookie(response, cookie),
+        None => response,
+    }
+}
+
 async fn login(
     state: AppState,
     audience: Audience,
     client: Client,
+    headers: HeaderMap,
     body: LoginBody,
-) -> Result<Json<SessionInfo>, ApiError> {
+) -> Result<Response, ApiError> {
     let request = LoginRequest {
         email: body.email,
         username: body.username,
         password: body.password,
         remember_me: body.remember_me,
         client: client.0,
+        refresh_mode: requested_mode(&headers)?,
     };
     let auth = state.service.login(request, audience).await?;
-    Ok(Json(SessionInfo::new(auth, &state.host)))
+    Ok(session_response(&state, audience, auth))
 }
 
 async fn current(
@@ -134,42 +168,77 @@ async fn current(
     Ok(Json(SessionInfo::new(auth, &state.host)))
 }
 
+/// A refresh presents, in this order: a credential in `X-Tenure-Refresh-Token`, one in the
+/// body's `refresh_token`, the refresh cookie, or the access token (DreamFactory's flow). An
+/// answer refusing the cookie clears it.
 async fn refresh(
     state: AppState,
     audience: Audience,
     token: SessionToken,
-) -> Result<Json<SessionInfo>, ApiError> {
-    let auth = state.service.refresh(token.0.as_deref(), audience).await?;
-    Ok(Json(SessionInfo::new(auth, &state.host)))
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let body = body.0;
+    let sent = match header_credential(&headers)? {
+        Some(credential) => Some(credential),
+        None => body_credential(&body)?,
+    };
+    let cookie = cookie_value(&state.config, &headers).filter(|_| sent.is_none());
+    let by = match (&sent, &cookie) {
+        (Some(credential), _) | (None, Some(credential)) => RefreshBy::Credential(credential),
+        (None, None) => RefreshBy::Token(token.0.as_deref()),
+    };
+    match state.service.refresh(by, audience).await {
+        Ok(auth) => Ok(session_response(&state, audience, auth)),
+        Err(err) if cookie.is_some() => Ok(with_cookie(
+            ApiError::from(err).into_response(),
+            clear_cookie(&state.config, audience),
+        )),
+        Err(err) => Err(err.into()),
+    }
 }
 
-/// `?scope=local|others|global` (default `local`, DreamFactory's behaviour).
+/// `?scope=local|others|global` (default `local`, DreamFactory's behaviour). Presents the
+/// access token when one is sent, else a credential in `X-Tenure-Refresh-Token`, else the
+/// refresh cookie. Every answer clears the cookie.
 async fn logout(
     state: AppState,
     audience: Audience,
     token: SessionToken,
+    headers: HeaderMap,
     query: Query,
-) -> Result<Json<SuccessBody>, ApiError> {
-    let scope = match query.get("scope") {
-        None | Some("local") => LogoutScope::Local,
-        Some("others") => LogoutScope::Others,
-        Some("global") => LogoutScope::Global,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "The scope must be local, others or global.",
-            ))
-        }
+) -> Response {
+    let clear = clear_cookie(&state.config, audience);
+    let answer = async {
+        let scope = match query.get("scope") {
+            None | Some("local") => LogoutScope::Local,
+            Some("others") => LogoutScope::Others,
+            Some("global") => LogoutScope::Global,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "The scope must be local, others or global.",
+                ))
+            }
+        };
+        let credential = match header_credential(&headers)? {
+            Some(credential) => Some(credential),
+            None => cookie_value(&state.config, &headers),
+        };
+        let by = match (token.0.as_deref(), &credential) {
+            (Some(token), _) => LogoutBy::Token(Some(token)),
+            (None, Some(credential)) => LogoutBy::Credential(credential),
+            (None, None) => LogoutBy::Token(None),
+        };
+        let ended = state.service.logout(by, audience, scope).await?;
+        // DreamFactory's exact answer for a plain logout; the wider scopes also say how many
+        // ended.
+        Ok::<_, ApiError>(Json(if scope == LogoutScope::Local {
+            SuccessBody::ok()
+        } else {
+            SuccessBody::ended(ended)
+        }))
     };
-    let ended = state
-        .service
-        .logout(token.0.as_deref(), audience, scope)
-        .await?;
-    // DreamFactory's exact answer for a plain logout; the wider scopes also say how many ended.
-    Ok(Json(if scope == LogoutScope::Local {
-        SuccessBody::ok()
-    } else {
-        SuccessBody::ended(ended)
-    }))
+    with_cookie(answer.await.into_response(), clear)
 }
 
 // A login ignores any token sent with it, so the login handlers do not extract one.
@@ -193,9 +262,10 @@ async fn logout(
 async fn user_login(
     State(state): State<AppState>,
     client: Client,
+    headers: HeaderMap,
     ApiBody(body): ApiBody<LoginBody>,
-) -> Result<Json<SessionInfo>, ApiError> {
-    login(state, Audience::User, client, body).await
+) -> Result<Response, ApiError> {
+    login(state, Audience::User, client, headers, body).await
 }
 
 #[utoipa::path(
@@ -218,9 +288,10 @@ async fn user_login(
 async fn admin_login(
     State(state): State<AppState>,
     client: Client,
+    headers: HeaderMap,
     ApiBody(body): ApiBody<LoginBody>,
-) -> Result<Json<SessionInfo>, ApiError> {
-    login(state, Audience::Admin, client, body).await
+) -> Result<Response, ApiError> {
+    login(state, Audience::Admin, client, headers, body).await
 }
 
 #[utoipa::path(
@@ -267,7 +338,11 @@ async fn admin_current(
     put,
     path = "/api/v2/user/session",
     tag = "session",
-    summary = "Refresh: an expired token of a live session gets its successor",
+    summary = "Refresh: an expired token of a live session, or its refresh credential, gets its successor",
+    request_body(content = Option<RefreshBody>, description = "Optional: a body-mode refresh credential"),
+    params(
+        ("X-Tenure-Refresh-Token" = Option<String>, Header, description = "A body-mode refresh credential"),
+    ),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "The session", body = SessionInfo),
@@ -278,15 +353,21 @@ async fn admin_current(
 async fn user_refresh(
     State(state): State<AppState>,
     token: SessionToken,
-) -> Result<Json<SessionInfo>, ApiError> {
-    refresh(state, Audience::User, token).await
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    refresh(state, Audience::User, token, headers, body).await
 }
 
 #[utoipa::path(
     put,
     path = "/api/v2/system/admin/session",
     tag = "admin",
-    summary = "Refresh an administrator's token",
+    summary = "Refresh an administrator's token or refresh credential",
+    request_body(content = Option<RefreshBody>, description = "Optional: a body-mode refresh credential"),
+    params(
+        ("X-Tenure-Refresh-Token" = Option<String>, Header, description = "A body-mode refresh credential"),
+    ),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "The session", body = SessionInfo),
@@ -297,8 +378,10 @@ async fn user_refresh(
 async fn admin_refresh(
     State(state): State<AppState>,
     token: SessionToken,
-) -> Result<Json<SessionInfo>, ApiError> {
-    refresh(state, Audience::Admin, token).await
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    refresh(state, Audience::Admin, token, headers, body).await
 }
 
 #[utoipa::path(
@@ -319,9 +402,10 @@ async fn admin_refresh(
 async fn user_logout(
     State(state): State<AppState>,
     token: SessionToken,
+    headers: HeaderMap,
     query: Query,
-) -> Result<Json<SuccessBody>, ApiError> {
-    logout(state, Audience::User, token, query).await
+) -> Response {
+    logout(state, Audience::User, token, headers, query).await
 }
 
 #[utoipa::path(
@@ -342,7 +426,8 @@ async fn user_logout(
 async fn admin_logout(
     State(state): State<AppState>,
     token: SessionToken,
+    headers: HeaderMap,
     query: Query,
-) -> Result<Json<SuccessBody>, ApiError> {
-    logout(state, Audience::Admin, token, query).await
+) -> Response {
+    logout(state, Audience::Admin, token, headers, query).await
 }

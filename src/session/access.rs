@@ -19,6 +19,15 @@ pub enum LogoutScope {
     Global,
 }
 
+/// What a logout presents.
+#[derive(Debug, Clone, Copy)]
+pub enum LogoutBy<'a> {
+    /// The access token (expired or not), if any.
+    Token(Option<&'a str>),
+    /// The session's refresh credential (body or cookie mode).
+    Credential(&'a str),
+}
+
 impl SessionService {
     /// The caller's current session, for GET. Expired and terminated tokens are refused.
     /// Marks the session seen (at most one write per `LAST_SEEN_RESOLUTION`).
@@ -36,6 +45,7 @@ impl SessionService {
             token: token.to_owned(),
             claims,
             view,
+            refresh: None,
         })
     }
 
@@ -57,33 +67,37 @@ impl SessionService {
     /// sessions ended.
     pub async fn logout(
         &self,
-        token: Option<&str>,
+        by: LogoutBy<'_>,
         audience: Audience,
         scope: LogoutScope,
     ) -> Result<u64, SessionError> {
-        let Some(token) = token else {
-            return Ok(0);
+        let view = match by {
+            LogoutBy::Token(None) => return Ok(0),
+            LogoutBy::Token(Some(token)) => self.authenticate(token, true).await?.1,
+            LogoutBy::Credential(credential) => self.authenticate_credential(credential).await?,
         };
-        let (claims, view) = self.authenticate(token, true).await?;
         if audience == Audience::Admin && !view.user.is_sys_admin {
             return Err(SessionError::NotAdmin);
         }
+        // The session as it stands: a token or credential one generation behind, within the
+        // grace, ends it too (a logout racing another tab's refresh).
+        let (sid, user_id, gen) = (view.session.id, view.user.id, view.session.gen);
         let now = self.clock.now();
         let reason = Reason::LoggedOut.as_str();
         let ended = match scope {
             LogoutScope::Local => u64::from(
                 self.store
-                    .revoke_session(claims.sid, Some(claims.gen), now, reason)
+                    .revoke_session(sid, Some(gen), now, reason)
                     .await?,
             ),
             LogoutScope::Others => {
                 self.store
-                    .revoke_user_sessions(claims.user_id, Some(claims.sid), now, reason)
+                    .revoke_user_sessions(user_id, Some(sid), now, reason)
                     .await?
             }
             LogoutScope::Global => {
                 self.store
-                    .revoke_user_sessions(claims.user_id, None, now, reason)
+                    .revoke_user_sessions(user_id, None, now, reason)
                     .await?
             }
         };
@@ -92,8 +106,8 @@ impl SessionService {
             return Err(SessionError::Terminated(Reason::Rotated));
         }
         tracing::info!(
-            user_id = claims.user_id,
-            session = %short(claims.sid),
+            user_id,
+            session = %short(sid),
             scope = ?scope,
             ended,
             "logout"
@@ -137,7 +151,8 @@ impl SessionService {
     }
 
     /// Checks a token against its session. `allow_expired` is for logout, which may end a
-    /// live session with an expired token. A good, unexpired token marks its session seen.
+    /// live session with an expired token, or with the token its successor replaced within the
+    /// grace. A good, unexpired token marks its session seen.
     pub(super) async fn authenticate(
         &self,
         token: &str,
@@ -182,7 +197,9 @@ impl SessionService {
                 view.session.revoke_reason.as_deref(),
             )));
         }
-        if view.session.gen != claims.gen {
+        if view.session.gen != claims.gen
+            && !(allow_expired && self.within_grace(claims.gen, &view.session, now))
+        {
             return Err(SessionError::Terminated(Reason::Rotated));
         }
         if !view.user.is_active {
@@ -197,5 +214,42 @@ impl SessionService {
             return Err(SessionError::Expired);
         }
         Ok((claims, view))
+    }
+
+    /// Checks a refresh credential against its session, for logout: the session must be live,
+    /// at the credential's generation or one past it within the grace.
+    async fn authenticate_credential(
+        &self,
+        credential: &str,
+    ) -> Result<SessionWithUser, SessionError> {
+        let (sid, gen) = self.verify_credential(credential)?;
+        self.hasher.note_request();
+        let now = self.clock.now();
+        let Some(view) = self.store.session_with_user(sid, None).await? else {
+            return Err(SessionError::Terminated(Reason::Revoked));
+        };
+        if view.session.refresh_mode.is_none() {
+            return Err(SessionError::InvalidToken(token::TokenDefect::BadSignature));
+        }
+        if view.session.revoked_at.is_some() {
+            return Err(SessionError::Terminated(Reason::from_revoke_reason(
+                view.session.revoke_reason.as_deref(),
+            )));
+        }
+        if view.session.gen != gen && !self.within_grace(gen, &view.session, now) {
+            return Err(SessionError::Terminated(Reason::Rotated));
+        }
+        if !view.user.is_active {
+            return Err(SessionError::UserInactive);
+        }
+        Ok(view)
+    }
+
+    /// Whether generation `gen` is the one the session's last rotation replaced, within
+    /// `REFRESH_REUSE_GRACE` of it.
+    fn within_grace(&self, gen: i64, session: &Session, now: crate::clock::UnixTime) -> bool {
+        gen + 1 == session.gen
+            && !self.config.refresh_reuse_grace.is_zero()
+            && now - session.rotated_at <= self.config.refresh_reuse_grace.seconds()
     }
 }

@@ -32,6 +32,12 @@ pub enum Reason {
     PasswordChanged,
     /// Too many failed logins; retry later.
     Throttled,
+    /// The session refreshes only with its refresh credential, not with the access token.
+    RefreshCredentialRequired,
+    /// A refresh credential was sent where only the refresh endpoint takes one.
+    RefreshTokenNotAllowedHere,
+    /// A request carrying the refresh cookie failed the CSRF checks.
+    Csrf,
 }
 
 impl Reason {
@@ -52,6 +58,9 @@ impl Reason {
             Self::SessionLimit => "session_limit",
             Self::PasswordChanged => "password_changed",
             Self::Throttled => "throttled",
+            Self::RefreshCredentialRequired => "refresh_credential_required",
+            Self::RefreshTokenNotAllowedHere => "refresh_token_not_allowed_here",
+            Self::Csrf => "csrf",
         }
     }
 

@@ -21,6 +21,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
+use hmac::Mac;
 use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -37,6 +38,11 @@ const LEGACY_SECRET_SETTING: &str = "jwt_hs256_secret";
 const LEGACY_KID: &str = "legacy";
 /// Prefix of an encrypted secret column.
 const ENCRYPTED_PREFIX: &str = "enc:v1:";
+/// The setting that holds the generated refresh credential key, and its id as associated data.
+const REFRESH_KEY_SETTING: &str = "refresh_credential_key";
+const REFRESH_KEY_ID: &str = "refresh-credential";
+/// Every refresh credential starts with this (its version).
+const REFRESH_PREFIX: &str = "rt1.";
 /// ChaCha20-Poly1305's nonce, stored before the ciphertext.
 const NONCE_LEN: usize = 12;
 /// An unknown `kid` triggers a reload at most this often (another replica may have rotated).
@@ -142,6 +148,8 @@ pub struct KeyRing {
     /// All keys, oldest activation first.
     keys: ArcSwap<Vec<Arc<SigningKey>>>,
     last_reload: ArcSwap<Instant>,
+    /// The key refresh credentials are derived with (see [`KeyRing::refresh_credential`]).
+    refresh_key: [u8; 32],
 }
 
 fn algorithm_name(algorithm: Algorithm) -> &'static str {
@@ -175,7 +183,9 @@ impl KeyRing {
             cipher,
             keys: ArcSwap::from_pointee(Vec::new()),
             last_reload: ArcSwap::from_pointee(Instant::now()),
+            refresh_key: [0; 32],
         };
+        let mut ring = ring;
         if ring.fixed.is_none() {
             // Every stored key must open with the configured secret before anything is
             // written: a start with a wrong or missing secret changes nothing.
@@ -194,8 +204,87 @@ impl KeyRing {
             }
             ring.encrypt_plaintext_rows().await?;
         }
+        ring.refresh_key = ring.load_refresh_key().await?;
         ring.reload().await?;
         Ok(ring)
+    }
+
+    /// The refresh credential key. With a key fixed by configuration it is derived from that
+    /// key, and nothing is stored. Otherwise it is generated once (replicas agree: the first
+    /// stored value wins) and stored in `settings` beside the signing keys, encrypted like them
+    /// when `KEY_ENCRYPTION_SECRET` is set: a credential is exactly as hard to forge as a token.
+    async fn load_refresh_key(&self) -> Result<[u8; 32], KeyError> {
+        let derive = |material: &[u8]| {
+            let mut key = [0u8; 32];
+            hkdf::Hkdf::<Sha256>::new(Some(b"tenure refresh credential v1"), material)
+                .expand(b"refresh key", &mut key)
+                .map(|()| key)
+                .map_err(|_| KeyError::Config("cannot derive the refresh credential key".into()))
+        };
+        match &self.fixed {
+            Some(FixedKey::Hs256(secret)) => derive(secret.expose_secret().as_bytes()),
+            Some(FixedKey::Ed25519Pkcs8(der)) => derive(der),
+            None => {
+                let fresh: [u8; 32] = random_bytes()
+                    .map_err(|_| KeyError::Config("no randomness for the refresh key".into()))?;
+                let sealed = self.seal(REFRESH_KEY_ID, &URL_SAFE_NO_PAD.encode(fresh))?;
+                let stored = self
+                    .store
+                    .setting_or_insert(REFRESH_KEY_SETTING, &sealed)
+                    .await?;
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(self.open(REFRESH_KEY_ID, &stored)?.expose_secret())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| KeyError::Invalid {
+                        kid: REFRESH_KEY_ID.into(),
+                        message: "the stored refresh credential key is not 32 bytes".into(),
+                    })?;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// The refresh credential of session `sid` at `gen`: opaque to clients, 256 bits of MAC
+    /// under the refresh key, never stored. The same `(sid, gen)` always gives the same
+    /// credential, so racers within the grace get the identical successor.
+    pub fn refresh_credential(&self, sid: uuid::Uuid, gen: i64) -> String {
+        let mac = self.refresh_mac(sid, gen).finalize().into_bytes();
+        format!(
+            "{REFRESH_PREFIX}{}.{gen}.{}",
+            sid.simple(),
+            URL_SAFE_NO_PAD.encode(mac.as_slice())
+        )
+    }
+
+    /// The `(sid, gen)` a refresh credential stands for, if it is one of ours (its MAC is
+    /// compared in constant time).
+    pub fn verify_refresh_credential(&self, text: &str) -> Option<(uuid::Uuid, i64)> {
+        let rest = text.strip_prefix(REFRESH_PREFIX)?;
+        if rest.len() > 128 {
+            return None;
+        }
+        let mut parts = rest.split('.');
+        let (sid, gen, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || sid.len() != 32 {
+            return None;
+        }
+        let sid = uuid::Uuid::try_parse(sid).ok()?;
+        let gen: i64 = gen.parse().ok().filter(|g| *g >= 0)?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        self.refresh_mac(sid, gen)
+            .verify_slice(&mac)
+            .ok()
+            .map(|()| (sid, gen))
+    }
+
+    fn refresh_mac(&self, sid: uuid::Uuid, gen: i64) -> hmac::Hmac<Sha256> {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.refresh_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"tenure refresh v1");
+        mac.update(sid.as_bytes());
+        mac.update(&gen.to_be_bytes());
+        mac
     }
 
     /// Re-reads the keys from the database.

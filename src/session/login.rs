@@ -115,7 +115,9 @@ impl SessionService {
         }
 
         let forever = request.remember_me && self.config.allow_forever_sessions;
-        let view = self.start_session(&user, forever, request.client).await?;
+        let view = self
+            .start_session(&user, forever, request.client, request.refresh_mode)
+            .await?;
         tracing::info!(
             user_id = user.id,
             session = %short(view.session.id),

@@ -18,10 +18,11 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use uuid::Uuid;
 
-pub use access::LogoutScope;
+pub use access::{LogoutBy, LogoutScope};
 pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
 use keys::KeyRing;
+pub use refresh::RefreshBy;
 use token::Claims;
 
 use crate::clock::{Clock, Seconds, UnixTime};
@@ -41,7 +42,50 @@ pub struct LoginRequest {
     pub password: Option<SecretString>,
     pub remember_me: bool,
     pub client: ClientInfo,
+    /// A refresh credential besides the token (`X-Tenure-Refresh`); none for DreamFactory's
+    /// flow.
+    pub refresh_mode: Option<RefreshMode>,
 }
+
+/// How a session's refresh credential travels, chosen at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// In the answer's `refresh_token` (native apps).
+    Body,
+    /// In an HttpOnly cookie scoped to the session endpoint (browser apps).
+    Cookie,
+}
+
+impl RefreshMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Body => "body",
+            Self::Cookie => "cookie",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "body" => Some(Self::Body),
+            "cookie" => Some(Self::Cookie),
+            _ => None,
+        }
+    }
+}
+
+/// A session's refresh credential, as issued with a login or a refresh.
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    pub credential: String,
+    pub mode: RefreshMode,
+    /// Seconds the credential can still refresh (the cookie's `Max-Age`): the rest of the
+    /// refresh window, or 400 days (browsers' cap, renewed on each rotation) for a forever
+    /// session.
+    pub max_age: i64,
+}
+
+/// Where forever sessions' cookies are capped: browsers keep no cookie longer.
+const COOKIE_MAX_AGE_CAP: i64 = 400 * 24 * 3600;
 
 /// Where a login came from, kept on the session for the user's device list.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +115,8 @@ pub struct Authenticated {
     pub token: String,
     pub claims: Claims,
     pub view: SessionWithUser,
+    /// The session's refresh credential, on a login or refresh of a session that has one.
+    pub refresh: Option<RefreshGrant>,
 }
 
 /// Which family of endpoints is asking: the admin ones accept only system administrators.
@@ -131,6 +177,7 @@ impl SessionService {
         user: &User,
         forever: bool,
         client: ClientInfo,
+        refresh_mode: Option<RefreshMode>,
     ) -> Result<SessionWithUser, SessionError> {
         let now = self.clock.now();
         let new = NewSession {
@@ -147,6 +194,7 @@ impl SessionService {
                 .map(|d| truncate(&d, MAX_FIELD_CHARS)),
             user_agent: client.user_agent.map(|d| truncate(&d, MAX_FIELD_CHARS)),
             ip: client.ip,
+            refresh_mode: refresh_mode.map(|m| m.as_str().to_owned()),
         };
         let limit = SessionLimit {
             max: self.config.max_sessions_per_user,
@@ -169,10 +217,26 @@ impl SessionService {
     fn issue(&self, view: SessionWithUser) -> Result<Authenticated, SessionError> {
         let claims = Claims::for_session(&view.session, self.config.jwt_ttl.seconds());
         let token = self.keys.sign(&claims)?;
+        let refresh = self.refresh_grant(&view);
         Ok(Authenticated {
             token,
             claims,
             view,
+            refresh,
+        })
+    }
+
+    /// The refresh credential of the session's current `gen`, when it has a refresh mode.
+    fn refresh_grant(&self, view: &SessionWithUser) -> Option<RefreshGrant> {
+        let session = &view.session;
+        let mode = RefreshMode::parse(session.refresh_mode.as_deref()?)?;
+        let now = self.clock.now();
+        Some(RefreshGrant {
+            credential: self.keys.refresh_credential(session.id, session.gen),
+            mode,
+            max_age: session.refresh_until.map_or(COOKIE_MAX_AGE_CAP, |until| {
+                (until - now).clamp(0, COOKIE_MAX_AGE_CAP)
+            }),
         })
     }
 

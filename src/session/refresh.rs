@@ -16,15 +16,47 @@ enum Verdict {
     Refuse(SessionError),
 }
 
+/// What a refresh presents.
+#[derive(Debug, Clone, Copy)]
+pub enum RefreshBy<'a> {
+    /// The access token (possibly expired): DreamFactory's flow, for sessions without a refresh
+    /// mode.
+    Token(Option<&'a str>),
+    /// The session's refresh credential (body or cookie mode).
+    Credential(&'a str),
+}
+
+/// The session and generation a refresh presents, however it was presented.
+#[derive(Debug, Clone, Copy)]
+struct Presented {
+    sid: uuid::Uuid,
+    gen: i64,
+    /// The token's user; a credential names only its session.
+    user_id: Option<i64>,
+    by_credential: bool,
+}
+
+impl From<&Claims> for Presented {
+    fn from(claims: &Claims) -> Self {
+        Self {
+            sid: claims.sid,
+            gen: claims.gen,
+            user_id: Some(claims.user_id),
+            by_credential: false,
+        }
+    }
+}
+
 impl SessionService {
-    /// Refreshes: the (possibly expired) token of a live session gets its successor. Counts the
-    /// outcome, and the reason of a refusal (`token_reuse` among them).
+    /// Refreshes: the (possibly expired) token of a live session, or its refresh credential,
+    /// gets its successor. Counts the outcome, and the reason of a refusal (`token_reuse` among
+    /// them).
     pub async fn refresh(
         &self,
-        token: Option<&str>,
+        by: RefreshBy<'_>,
         audience: Audience,
     ) -> Result<Authenticated, SessionError> {
-        let result = self.attempt_refresh(token, audience).await;
+        let result = self.attempt_refresh(by, audience).await;
         let (outcome, reason) = match &result {
             Ok(_) => ("success", ""),
             Err(SessionError::RefreshRefused { reason, .. }) => ("refused", reason.as_str()),
@@ -36,53 +68,82 @@ impl SessionService {
         result
     }
 
+    /// The `(sid, gen)` a refresh credential stands for, or the refusal of a credential that is
+    /// not one of ours.
+    pub(super) fn verify_credential(
+        &self,
+        credential: &str,
+    ) -> Result<(uuid::Uuid, i64), SessionError> {
+        self.keys
+            .verify_refresh_credential(credential)
+            .ok_or(SessionError::refresh(
+                Reason::InvalidToken,
+                "The refresh credential is not valid.",
+            ))
+    }
+
     async fn attempt_refresh(
         &self,
-        token: Option<&str>,
+        by: RefreshBy<'_>,
         audience: Audience,
     ) -> Result<Authenticated, SessionError> {
-        let token = token.ok_or(SessionError::refresh(
-            Reason::MissingToken,
-            "No session token was supplied.",
-        ))?;
         let now = self.clock.now();
-        let claims = self
-            .keys
-            .verify(token, now, self.config.jwt_leeway.seconds())
-            .await
-            .map_err(|defect| SessionError::RefreshRefused {
-                reason: Reason::InvalidToken,
-                detail: defect.as_str(),
-            })?;
-        // A signed token: a request that must not wait behind password hashing.
+        let presented = match by {
+            RefreshBy::Token(token) => {
+                let token = token.ok_or(SessionError::refresh(
+                    Reason::MissingToken,
+                    "No session token was supplied.",
+                ))?;
+                let claims = self
+                    .keys
+                    .verify(token, now, self.config.jwt_leeway.seconds())
+                    .await
+                    .map_err(|defect| SessionError::RefreshRefused {
+                        reason: Reason::InvalidToken,
+                        detail: defect.as_str(),
+                    })?;
+                Presented::from(&claims)
+            }
+            RefreshBy::Credential(credential) => {
+                let (sid, gen) = self.verify_credential(credential)?;
+                Presented {
+                    sid,
+                    gen,
+                    user_id: None,
+                    by_credential: true,
+                }
+            }
+        };
+        // A signed token or a genuine credential: a request that must not wait behind password
+        // hashing.
         self.hasher.note_request();
         let rotation = Rotation {
-            session_id: claims.sid,
-            expected_gen: claims.gen,
+            session_id: presented.sid,
+            expected_gen: presented.gen,
             now,
             idle_cutoff: self.idle_cutoff(now),
             require_admin: audience == Audience::Admin,
+            by_credential: presented.by_credential,
         };
-
         for _ in 0..ROTATION_ATTEMPTS {
             if let Some(view) = self.store.rotate_session(&rotation).await? {
                 tracing::debug!(session = %short(view.session.id), gen = view.session.gen, "refresh");
                 return self.issue(view);
             }
             // The rotation's conditions failed: read the row once to tell the caller why.
-            let Some(view) = self.store.session_with_user(claims.sid, None).await? else {
+            let Some(view) = self.store.session_with_user(presented.sid, None).await? else {
                 return Err(SessionError::refresh(
                     Reason::Revoked,
                     "The token has been blacklisted",
                 ));
             };
-            match self.explain_failed_rotation(&claims, &view, now, audience) {
+            match self.explain_failed_rotation(&presented, &view, now, audience) {
                 Verdict::Retry => continue,
                 Verdict::Grace => {
                     tracing::debug!(session = %short(view.session.id), "refresh within grace");
                     return self.issue(view);
                 }
-                Verdict::Reuse => return Err(self.revoke_for_reuse(&claims, now).await?),
+                Verdict::Reuse => return Err(self.revoke_for_reuse(&presented, now).await?),
                 Verdict::Refuse(err) => return Err(err),
             }
         }
@@ -92,13 +153,13 @@ impl SessionService {
     /// Why the atomic rotation did not happen, read from the row as it is now.
     fn explain_failed_rotation(
         &self,
-        claims: &Claims,
+        claims: &Presented,
         view: &SessionWithUser,
         now: UnixTime,
         audience: Audience,
     ) -> Verdict {
         let (session, user) = (&view.session, &view.user);
-        if user.id != claims.user_id {
+        if claims.user_id.is_some_and(|id| id != user.id) {
             return Verdict::Refuse(SessionError::refresh(
                 Reason::InvalidToken,
                 "User verification failed.",
@@ -118,6 +179,24 @@ impl SessionService {
         }
         if audience == Audience::Admin && !user.is_sys_admin {
             return Verdict::Refuse(SessionError::NotAdmin);
+        }
+        // A session with a refresh credential refreshes only with it: a leaked access token
+        // cannot mint new ones. (Checked before the generation: a stale access token is then
+        // refused, not taken for a replay.)
+        match (session.refresh_mode.is_some(), claims.by_credential) {
+            (true, false) => {
+                return Verdict::Refuse(SessionError::refresh(
+                    Reason::RefreshCredentialRequired,
+                    "This session refreshes only with its refresh credential.",
+                ))
+            }
+            (false, true) => {
+                return Verdict::Refuse(SessionError::refresh(
+                    Reason::InvalidToken,
+                    "The refresh credential is not valid.",
+                ))
+            }
+            _ => {}
         }
         if claims.gen > session.gen {
             return Verdict::Refuse(SessionError::refresh(
@@ -157,7 +236,7 @@ impl SessionService {
     /// Two parties hold the session: end it, count it, log it.
     async fn revoke_for_reuse(
         &self,
-        claims: &Claims,
+        claims: &Presented,
         now: UnixTime,
     ) -> Result<SessionError, SessionError> {
         self.store
@@ -167,6 +246,7 @@ impl SessionService {
             user_id = claims.user_id,
             session = %short(claims.sid),
             presented_gen = claims.gen,
+            by_credential = claims.by_credential,
             reason = "token_reuse",
             "replaced token presented again: session revoked"
         );

@@ -257,6 +257,7 @@ mod tests {
             ip: None,
             revoked_at: None,
             revoke_reason: None,
+            refresh_mode: None,
         }
     }
 

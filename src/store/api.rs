@@ -52,6 +52,9 @@ pub struct Session {
     pub ip: Option<String>,
     pub revoked_at: Option<UnixTime>,
     pub revoke_reason: Option<String>,
+    /// How the session's refresh credential travels (`body` or `cookie`); none for
+    /// DreamFactory's flow, where the expired access token refreshes.
+    pub refresh_mode: Option<String>,
 }
 
 /// A session to insert at login.
@@ -68,6 +71,7 @@ pub struct NewSession {
     pub device: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    pub refresh_mode: Option<String>,
 }
 
 /// A session together with its user: what every session endpoint answers with.
@@ -174,6 +178,9 @@ pub struct Rotation {
     pub idle_cutoff: Option<UnixTime>,
     /// When set, only a session of a system administrator rotates.
     pub require_admin: bool,
+    /// The refresh presents the session's refresh credential (not the access token): a session
+    /// with a refresh mode rotates only so, one without only with its access token.
+    pub by_credential: bool,
 }
 
 /// The persistence operations the session service needs.
@@ -308,4 +315,8 @@ pub trait Store: Send + Sync + 'static {
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
 
     async fn delete_setting(&self, key: &str) -> StoreResult<()>;
+
+    /// Answers the stored value of `key`, storing `value` first if none exists. Replicas racing
+    /// on the first start all get the one value that won.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
 }

@@ -43,6 +43,7 @@ pub(super) struct SessionRow {
     s_ip: Option<String>,
     s_revoked_at: Option<i64>,
     s_revoke_reason: Option<String>,
+    s_refresh_mode: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -67,6 +68,7 @@ impl TryFrom<SessionRow> for Session {
             ip: row.s_ip,
             revoked_at: row.s_revoked_at,
             revoke_reason: row.s_revoke_reason,
+            refresh_mode: row.s_refresh_mode,
         })
     }
 }

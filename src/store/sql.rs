@@ -18,7 +18,8 @@ macro_rules! session_columns {
          s.gen AS s_gen, s.rotated_at AS s_rotated_at, s.created_at AS s_created_at, \
          s.last_seen_at AS s_last_seen_at, s.refresh_until AS s_refresh_until, \
          s.device AS s_device, s.user_agent AS s_user_agent, s.ip AS s_ip, \
-         s.revoked_at AS s_revoked_at, s.revoke_reason AS s_revoke_reason"
+         s.revoked_at AS s_revoked_at, s.revoke_reason AS s_revoke_reason, \
+         s.refresh_mode AS s_refresh_mode"
     };
 }
 
@@ -64,12 +65,19 @@ macro_rules! live {
 
 /// **The refresh rule**, the one place it is written: a session row of table `sessions`
 /// rotates only if it is still at the presented `gen`, not revoked, inside its refresh window,
-/// seen since the idle cutoff (when there is one), and its user is active (and an
-/// administrator, for the admin endpoint). Every rotation statement (SQLite's, PostgreSQL's one
+/// seen since the idle cutoff (when there is one), its user is active (and an administrator,
+/// for the admin endpoint), and it is presented the way it refreshes: by its refresh credential
+/// when it has a refresh mode, by its access token when not. Every rotation statement (SQLite's, PostgreSQL's one
 /// row and batch forms) is `WHERE <id matches> AND refresh_rule!(…)`, and
 /// `bench/pgbench/refresh.sql` copies it.
 macro_rules! refresh_rule {
-    ($gen:literal, $now:literal, $idle_cutoff:literal, $require_admin:literal) => {
+    (
+        $gen:literal,
+        $now:literal,
+        $idle_cutoff:literal,
+        $require_admin:literal,
+        $by_credential:literal
+    ) => {
         concat!(
             "sessions.gen = ",
             $gen,
@@ -83,7 +91,8 @@ macro_rules! refresh_rule {
             ") AND EXISTS (SELECT 1 FROM users x WHERE x.id = sessions.user_id \
              AND x.is_active AND (x.is_sys_admin OR NOT ",
             $require_admin,
-            "))"
+            ")) AND (sessions.refresh_mode IS NOT NULL) = ",
+            $by_credential
         )
     };
 }
@@ -100,13 +109,14 @@ macro_rules! rotate_set {
     };
 }
 
-/// The rotation of one session: `$1` id, `$2` gen, `$3` now, `$4` idle cutoff, `$5` admin only.
+/// The rotation of one session: `$1` id, `$2` gen, `$3` now, `$4` idle cutoff, `$5` admin only,
+/// `$6` by credential.
 macro_rules! rotate_one {
     () => {
         concat!(
             rotate_set!("$3"),
             " WHERE sessions.id = $1 AND ",
-            refresh_rule!("$2", "$3", "$4", "$5")
+            refresh_rule!("$2", "$3", "$4", "$5", "$6")
         )
     };
 }
@@ -247,8 +257,8 @@ macro_rules! impl_store {
                 }
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
-                     last_seen_at, refresh_until, device, user_agent, ip) \
-                     VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8)",
+                     last_seen_at, refresh_until, device, user_agent, ip, refresh_mode) \
+                     VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind($id(new.id))
                 .bind(new.user_id)
@@ -258,6 +268,7 @@ macro_rules! impl_store {
                 .bind(&new.device)
                 .bind(&new.user_agent)
                 .bind(&new.ip)
+                .bind(&new.refresh_mode)
                 .execute(&mut *tx)
                 .await
                 .map_err($map_error)?;
@@ -647,6 +658,23 @@ macro_rules! impl_store {
                     .await
                     .map_err($map_error)?;
                 Ok(())
+            }
+
+            async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+                sqlx::query(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&self.pool)
+                .await
+                .map_err($map_error)?;
+                sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($map_error)
             }
         }
         };

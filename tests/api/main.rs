@@ -31,5 +31,6 @@ mod process;
 mod purge;
 mod races;
 mod refresh;
+mod refresh_credential;
 mod register;
 mod throttle;

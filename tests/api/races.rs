@@ -473,16 +473,15 @@ async fn race_once(
         if let Some(logout) = logout {
             let (status, body) = logout.await.expect("logout");
             if status == StatusCode::FORBIDDEN {
-                // A refresh of the same token won: the logout's token is dead, the session
-                // lives on with the successor.
+                // A refresh of the same token won and the grace no longer covered the
+                // logout's token: the session lives on with the successor.
                 assert_eq!(body["error"]["context"]["reason"], "rotated", "{body}");
                 assert!(successor.is_some(), "round {round}, step {step}: {body}");
                 lost_logouts += 1;
             } else {
-                assert!(
-                    successor.is_none(),
-                    "round {round}, step {step}: logout and refresh both won"
-                );
+                // Both may win: the refresh rotated, and the logout, with the token the grace
+                // still covers, ended the session, successor included (checked below: every
+                // minted token is dead).
                 ended = Some((status, body));
             }
         }

@@ -56,6 +56,7 @@ pub fn forever(user: &User, at: UnixTime) -> NewSession {
         device: Some("Firefox on Linux".into()),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0".into()),
         ip: Some("192.0.2.7".into()),
+        refresh_mode: None,
     }
 }
 
@@ -113,6 +114,7 @@ pub fn rotation(id: Uuid, gen: i64, now: UnixTime) -> Rotation {
         now,
         idle_cutoff: None,
         require_admin: false,
+        by_credential: false,
     }
 }
 

@@ -14,8 +14,8 @@ use tenure::config::Config;
 use tenure::password::PasswordHasherPool;
 use tenure::session::keys::KeyRing;
 use tenure::session::{
-    Audience, Authenticated, ClientInfo, LoginRequest, LogoutScope, Reason, RegisterRequest,
-    SessionError, SessionService,
+    Audience, Authenticated, ClientInfo, LoginRequest, LogoutBy, LogoutScope, Reason, RefreshBy,
+    RegisterRequest, SessionError, SessionService,
 };
 use tenure::store::Session;
 
@@ -106,6 +106,7 @@ impl Harness {
                         ip: Some("192.0.2.7".into()),
                         ..ClientInfo::default()
                     },
+                    refresh_mode: None,
                 },
                 audience,
             )
@@ -124,12 +125,14 @@ impl Harness {
     }
 
     async fn refresh(&self, token: &str) -> Result<Authenticated, SessionError> {
-        self.service.refresh(Some(token), Audience::User).await
+        self.service
+            .refresh(RefreshBy::Token(Some(token)), Audience::User)
+            .await
     }
 
     async fn logout(&self, token: &str, scope: LogoutScope) -> Result<u64, SessionError> {
         self.service
-            .logout(Some(token), Audience::User, scope)
+            .logout(LogoutBy::Token(Some(token)), Audience::User, scope)
             .await
     }
 
@@ -346,7 +349,7 @@ async fn logout_ends_the_session_for_access_and_refresh() {
     // Without a token there is nothing to end.
     let none = h
         .service
-        .logout(None, Audience::User, LogoutScope::Local)
+        .logout(LogoutBy::Token(None), Audience::User, LogoutScope::Local)
         .await;
     assert_eq!(none.unwrap(), 0);
 }
@@ -502,7 +505,7 @@ async fn the_admin_audience_accepts_only_administrators() {
     let jane = h.login(true).await;
     let err = h
         .service
-        .refresh(Some(&jane.token), Audience::Admin)
+        .refresh(RefreshBy::Token(Some(&jane.token)), Audience::Admin)
         .await
         .unwrap_err();
     assert!(matches!(err, SessionError::NotAdmin), "{err:?}");
@@ -518,7 +521,7 @@ async fn the_admin_audience_accepts_only_administrators() {
         .unwrap();
     let next = h
         .service
-        .refresh(Some(&boss.token), Audience::Admin)
+        .refresh(RefreshBy::Token(Some(&boss.token)), Audience::Admin)
         .await
         .unwrap();
     assert_eq!(next.claims.gen, 1);

@@ -48,14 +48,16 @@ const ROTATE_ONE: &str = concat!(
 /// The same rule for many sessions at once (distinct ids), each row with its own parameters.
 const ROTATE_MANY: &str = concat!(
     "WITH i AS (SELECT * FROM unnest($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-     $5::BOOLEAN[]) AS i(id, expected_gen, now, idle_cutoff, require_admin)), s AS (",
+     $5::BOOLEAN[], $6::BOOLEAN[]) \
+     AS i(id, expected_gen, now, idle_cutoff, require_admin, by_credential)), s AS (",
     rotate_set!("i.now"),
     " FROM i WHERE sessions.id = i.id AND ",
     refresh_rule!(
         "i.expected_gen",
         "i.now",
         "i.idle_cutoff",
-        "i.require_admin"
+        "i.require_admin",
+        "i.by_credential"
     ),
     " RETURNING sessions.*) ",
     select_joined!("s JOIN users u ON u.id = s.user_id", "")
@@ -225,6 +227,7 @@ async fn rotate_one(
         .bind(r.now)
         .bind(r.idle_cutoff)
         .bind(r.require_admin)
+        .bind(r.by_credential)
         .fetch_optional(tx)
         .await?;
     by_session(row).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -243,6 +246,12 @@ async fn rotate_many(
             rotations
                 .iter()
                 .map(|r| r.require_admin)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rotations
+                .iter()
+                .map(|r| r.by_credential)
                 .collect::<Vec<_>>(),
         )
         .fetch_all(tx)

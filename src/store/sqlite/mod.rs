@@ -61,6 +61,7 @@ impl SqliteStore {
             .bind(r.now)
             .bind(r.idle_cutoff)
             .bind(r.require_admin)
+            .bind(r.by_credential)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
