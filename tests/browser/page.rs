@@ -23,14 +23,22 @@ pub const TOKEN_TTL_SECS: i64 = 5 * 60;
 /// `DF_JWT_REFRESH_TTL` of the test server (60 minutes), in seconds.
 pub const REFRESH_WINDOW_SECS: i64 = 60 * 60;
 
-/// A tenure for browsers on plain http (`COOKIE_SECURE=false`), forever sessions allowed,
-/// short token lifetimes, and the user `EMAIL` / `PASSWORD`.
+/// The configuration of the tenure the browsers use: plain http (`COOKIE_SECURE=false`),
+/// forever sessions allowed, short token lifetimes.
+pub const SERVER_VARS: &[(&str, &str)] = &[
+    ("COOKIE_SECURE", "false"),
+    ("DF_ALLOW_FOREVER_SESSIONS", "true"),
+    ("DF_JWT_TTL", "5"),
+    ("DF_JWT_REFRESH_TTL", "60"),
+];
+
+/// A tenure configured with `SERVER_VARS`, with the user `EMAIL` / `PASSWORD`.
 pub async fn account_app(backend: Backend) -> TestApp {
-    let config = TestConfig::new()
-        .var("COOKIE_SECURE", "false")
-        .var("DF_ALLOW_FOREVER_SESSIONS", "true")
-        .var("DF_JWT_TTL", "5")
-        .var("DF_JWT_REFRESH_TTL", "60");
+    let config = SERVER_VARS
+        .iter()
+        .fold(TestConfig::new(), |config, (name, value)| {
+            config.var(name, value)
+        });
     let app = spawn_app_with(backend, config).await;
     app.create_user(EMAIL, false).await;
     app
