@@ -1,6 +1,7 @@
 //! HTTP in, HTTP out, no policy: the application state, the router, and the one stack of
 //! layers every request passes through.
 
+mod account;
 mod admin;
 mod environment;
 pub mod error;
@@ -104,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(openapi::router())
         .merge(jwks::router())
+        .merge(account::router())
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
         // A request carrying the refresh cookie passes the CSRF checks before any handler; a
         // refresh credential is taken only where a refresh or logout is.

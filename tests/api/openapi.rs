@@ -12,19 +12,26 @@ fn checked_in() -> Value {
     serde_json::from_str(&text).expect("openapi.json is JSON")
 }
 
-/// Every path given to `.route("…"` in `src/http/`.
+/// Every API path given to `.route("…"` in the `.rs` files of `src/http/`. The account page
+/// (`/account…`, `src/http/account.rs`) is HTML for people, not API, and is not documented.
 fn routed_paths() -> Vec<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).expect("src/http") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).expect("source");
         for piece in text.split(".route(").skip(1) {
             if let Some(path) = piece
                 .trim_start()
                 .strip_prefix('"')
                 .and_then(|p| p.split('"').next())
             {
-                paths.push(path.to_owned());
+                if path != "/account" && !path.starts_with("/account/") {
+                    paths.push(path.to_owned());
+                }
             }
         }
     }
