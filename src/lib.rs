@@ -11,12 +11,12 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod password;
+pub mod server;
 pub mod session;
 pub mod store;
 pub mod telemetry;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -122,11 +122,16 @@ pub async fn serve(
         state.service.clock().clone(),
         key_reload_interval(keys.jwks_cache_ttl()),
     );
-    let served = axum::serve(
+    let open_files = server::raise_open_file_limit();
+    let max_connections = server::connection_cap(state.config.max_connections, open_files);
+    let header_read_timeout = state.config.header_read_timeout;
+    let served = server::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app(state),
+        header_read_timeout,
+        max_connections,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await;
     purger.abort();
     if let Some(server) = metrics_server {

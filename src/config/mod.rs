@@ -23,7 +23,7 @@ use serde_json::json;
 pub use declare::{Public, Setting, Shown};
 use parse::{
     boolean, choice, cookie_name, count, database_url, ip_nets, off_or, optional, origins, path,
-    positive_duration, secret, socket_addr,
+    positive_duration, secret, socket_addr, zero_or_count,
 };
 pub use parse::{parse_duration, parse_loose_bool, Choice};
 
@@ -138,6 +138,21 @@ settings! {
         var: "REQUEST_TIMEOUT",
         default: "30s",
         parse: positive_duration,
+    }
+    /// a connection whose request headers have not all arrived this long after it started
+    /// waiting for them (a new connection, or an idle keep-alive one) is closed; must be > 0
+    header_read_timeout: Duration {
+        var: "HEADER_READ_TIMEOUT",
+        default: "10s",
+        parse: positive_duration,
+    }
+    /// the most client connections open at once; further ones wait in the listen backlog.
+    /// `0`: the open-file limit (raised to its hard limit at start) less what the database
+    /// pool, the probes and the logs need
+    max_connections: usize {
+        var: "MAX_CONNECTIONS",
+        default: "0",
+        parse: zero_or_count(1_000_000),
     }
     /// minimum password length (1–1024) for registration and `tenure user create`
     password_min_length: usize {

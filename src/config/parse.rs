@@ -103,6 +103,16 @@ where
     }
 }
 
+/// A number from 0 (the setting's automatic value) to `max`.
+pub fn zero_or_count(max: usize) -> impl Fn(&str) -> Result<usize, String> {
+    move |text| {
+        text.parse::<usize>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| format!("expected 0 (automatic) or a number up to {max}"))
+    }
+}
+
 /// An address and port, such as `example`.
 pub fn socket_addr(example: &'static str) -> impl Fn(&str) -> Result<SocketAddr, String> {
     move |text| {

@@ -995,8 +995,22 @@ impl TenureProcess {
     /// Spawns `tenure` with a clean environment: `DATABASE_URL`, JSON logs, a random port,
     /// then `env`.
     pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> TenureProcess {
+        Self::spawn_via(&[], database_url, env)
+    }
+
+    /// The same, started through `wrapper` (such as `prlimit --nofile=…:… --`).
+    pub fn spawn_via(wrapper: &[&str], database_url: &str, env: &[(&str, &str)]) -> TenureProcess {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        let binary = env!("CARGO_BIN_EXE_tenure");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .current_dir(std::env::temp_dir())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -12,6 +12,7 @@ mod checks;
 mod devices;
 mod environment;
 mod faults;
+mod floods;
 mod health;
 mod hostile_input;
 mod idle;
