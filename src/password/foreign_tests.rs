@@ -77,10 +77,7 @@ fn every_supported_format_verifies_its_password_and_no_other() {
         bcrypt_hash(PASSWORD, 4, bcrypt::Version::TwoY),
         bcrypt_hash(PASSWORD, 5, bcrypt::Version::TwoA),
         bcrypt_hash(PASSWORD, 4, bcrypt::Version::TwoB),
-        format!(
-            "bcrypt${}",
-            bcrypt_hash(PASSWORD, 4, bcrypt::Version::TwoB)
-        ),
+        format!("bcrypt${}", bcrypt_hash(PASSWORD, 4, bcrypt::Version::TwoB)),
         django_bcrypt_sha256(PASSWORD, 4),
         django_pbkdf2(PASSWORD, Prf::Sha256, 1_000, "aSaltFromDjango"),
         django_pbkdf2(PASSWORD, Prf::Sha1, 1_000, "anotherSalt"),
@@ -125,7 +122,10 @@ fn work_factors_over_the_caps_are_refused_without_hashing() {
         b64(&[0; 32])
     );
     assert!(parse(&many).unwrap_err().0.contains("over the cap"));
-    let at_cap = format!("pbkdf2_sha256${MAX_PBKDF2_ITERATIONS}$salt${}", b64(&[0; 32]));
+    let at_cap = format!(
+        "pbkdf2_sha256${MAX_PBKDF2_ITERATIONS}$salt${}",
+        b64(&[0; 32])
+    );
     assert!(parse(&at_cap).is_ok());
     // Argon2: memory, memory × passes, lanes (strings only: nothing is hashed).
     for params in [
@@ -149,31 +149,54 @@ fn unknown_malformed_and_unusable_hashes_say_why() {
     let cheap = bcrypt_hash(PASSWORD, 4, bcrypt::Version::TwoB);
     for (stored, reason) in [
         ("", "no password hash"),
-        ("!Qx8Rv2mK9oNs0dPfLw1EyZtU3cJbA5hG7iT4kXa", "unusable password (Django)"),
-        ("!unusable:no password in the export", "no password in the export"),
+        (
+            "!Qx8Rv2mK9oNs0dPfLw1EyZtU3cJbA5hG7iT4kXa",
+            "unusable password (Django)",
+        ),
+        (
+            "!unusable:no password in the export",
+            "no password in the export",
+        ),
         ("md5$salt$0123456789abcdef", "unsupported hash scheme (md5)"),
         ("sha1$salt$0123", "unsupported hash scheme (sha1)"),
-        ("scrypt$16384$salt$8$1$abc", "unsupported hash scheme (scrypt)"),
+        (
+            "scrypt$16384$salt$8$1$abc",
+            "unsupported hash scheme (scrypt)",
+        ),
         ("5f4dcc3b5aa765d61d8327deb882cf99", "unknown hash format"),
         ("plain text password", "unknown hash format"),
-        ("$2x$10$abcdefghijklmnopqrstuu5Hqn7lqbI2Q3Q6ZzVqTgT3ZpT9xTQ8e", "bcrypt variant"),
+        (
+            "$2x$10$abcdefghijklmnopqrstuu5Hqn7lqbI2Q3Q6ZzVqTgT3ZpT9xTQ8e",
+            "bcrypt variant",
+        ),
         ("$2y$10$short", "malformed bcrypt"),
         ("pbkdf2_sha256$abc$salt$AAAA", "malformed pbkdf2"),
         ("pbkdf2_sha256$1000$salt$AAAA", "malformed pbkdf2"),
-        ("pbkdf2_sha256$0$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "malformed pbkdf2"),
+        (
+            "pbkdf2_sha256$0$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "malformed pbkdf2",
+        ),
         ("pbkdf2_sha256$1000$salt", "malformed pbkdf2"),
         ("argon2$$argon2id$junk", "malformed Django argon2"),
-        ("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ", "malformed argon2"),
+        (
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ",
+            "malformed argon2",
+        ),
     ] {
         let err = parse(stored).unwrap_err();
-        assert!(err.0.contains(reason), "{stored:?}: {err} (expected {reason:?})");
+        assert!(
+            err.0.contains(reason),
+            "{stored:?}: {err} (expected {reason:?})"
+        );
     }
     // The bcrypt hash itself never appears in a reason.
     let crafted = format!("$2b$31{}", &cheap[6..]);
     assert!(!parse(&crafted).unwrap_err().0.contains(&cheap[7..]));
     // A marker reads back as its reason, so an export re-imports it unchanged.
     assert_eq!(
-        parse(&unusable("bcrypt cost 31 is outside 4..=12")).unwrap_err().0,
+        parse(&unusable("bcrypt cost 31 is outside 4..=12"))
+            .unwrap_err()
+            .0,
         "bcrypt cost 31 is outside 4..=12"
     );
 }
@@ -191,4 +214,3 @@ fn pbkdf2_compares_the_whole_key() {
     assert!(!verifies(&tampered, PASSWORD));
     assert!(verifies(&stored, PASSWORD));
 }
-

@@ -178,12 +178,14 @@ impl SessionService {
         forever: bool,
         client: ClientInfo,
         refresh_mode: Option<RefreshMode>,
+        upgraded_hash: Option<String>,
     ) -> Result<SessionWithUser, SessionError> {
         let now = self.clock.now();
         let new = NewSession {
             id: Uuid::new_v4(),
             user_id: user.id,
             verified_hash: Some(user.password_hash.clone()),
+            upgraded_hash,
             forever,
             created_at: now,
             refresh_until: (!forever)
