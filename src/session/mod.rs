@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod error;
+mod import;
 pub mod keys;
 mod login;
 pub mod purge;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 pub use access::{LogoutBy, LogoutScope};
 pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
+pub use import::{ImportReport, ImportRow, LoginDisabled, Refusal};
 use keys::KeyRing;
 pub use refresh::RefreshBy;
 use token::Claims;
