@@ -6,12 +6,11 @@
 mod dreamfactory_env;
 mod read;
 
-use std::collections::HashMap;
 use std::io::{Read as _, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use crate::clock::SystemClock;
@@ -131,19 +130,22 @@ pub fn config_from_dreamfactory(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", path.display()))?
         .collect::<Result<Vec<(String, String)>, _>>()
         .with_context(|| format!("cannot parse {}", path.display()))?;
-    let translation = dreamfactory_env::translate(&entries);
-    // What is printed must start tenure: the same checks as at start-up.
-    let settings: HashMap<&str, &str> = translation
-        .settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    if let Err(err) = Config::from_lookup(|name| settings.get(name).map(|v| (*v).to_owned())) {
-        bail!(
-            "the settings in {} do not make a valid tenure configuration: {err}",
-            path.display()
-        );
-    }
+    let mut translation = dreamfactory_env::translate(&entries);
+    // What is printed must start tenure: each value passes tenure's own checks, or is left out
+    // with a note (DreamFactory takes DF_JWT_REFRESH_TTL=0, for one; tenure needs a window).
+    let mut notes = Vec::new();
+    translation.settings.retain(|(name, value)| {
+        match Config::from_lookup(|wanted| (wanted == name).then(|| value.clone())) {
+            Ok(_) => true,
+            Err(err) => {
+                notes.push(format!(
+                    "{name} is left out, tenure's default applies: {err}"
+                ));
+                false
+            }
+        }
+    });
+    translation.notes.splice(0..0, notes);
     print!(
         "{}",
         dreamfactory_env::render(&path.display().to_string(), &translation)

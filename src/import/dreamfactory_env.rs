@@ -44,11 +44,23 @@ pub fn translate(entries: &[(String, String)]) -> Translation {
         .collect();
     let mut out = Translation::default();
     for name in SAME_NAME {
-        let Some(value) = env.get(name).filter(|v| !v.is_empty()) else {
+        let Some(value) = env.get(name) else {
             continue;
         };
+        if value.is_empty() && !name.starts_with("DF_ALLOW_") {
+            continue;
+        }
         let value = match name {
-            "DF_ALLOW_FOREVER_SESSIONS" | "DF_ALLOW_OPEN_REGISTRATION" => php_bool(value),
+            "DF_ALLOW_FOREVER_SESSIONS" | "DF_ALLOW_OPEN_REGISTRATION" => {
+                let effect = php_bool(value);
+                if !value.eq_ignore_ascii_case(&effect) {
+                    out.notes.push(format!(
+                        "{name}={value} is {effect} for DreamFactory (only false and (false) \
+                         are false there), so it is {effect} here."
+                    ));
+                }
+                effect
+            }
             "DF_LOGIN_ATTRIBUTE" => value.to_ascii_lowercase(),
             _ => (*value).to_owned(),
         };
@@ -63,11 +75,12 @@ pub fn translate(entries: &[(String, String)]) -> Translation {
     out
 }
 
-/// PHP's `env()` reads `true`, `(true)`, `false`, `(false)`, `empty`, `null`; anything else is
-/// a string, which DreamFactory's casts make true when non-empty.
+/// What DreamFactory makes of a boolean setting: Laravel's `env()` turns `false` and `(false)`
+/// into false and keeps anything else as a string, and DreamFactory's check is `=== false`,
+/// so `0`, `no` or an empty value mean true (reference: dreamfactory.md, configuration keys).
 fn php_bool(value: &str) -> String {
     match value.to_ascii_lowercase().as_str() {
-        "false" | "(false)" | "0" | "" | "empty" | "(empty)" | "null" | "(null)" => "false",
+        "false" | "(false)" => "false",
         _ => "true",
     }
     .to_owned()

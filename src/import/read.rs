@@ -44,6 +44,9 @@ pub enum ReadError {
 /// One record: column name → value (`None` for NULL or empty).
 type Record = HashMap<String, Option<String>>;
 
+/// The format's name, and each record or why it is not one.
+type Records = (&'static str, Vec<Result<Record, String>>);
+
 /// Reads `text`, an export of `source`.
 pub fn read(source: Source, text: &str) -> Result<Read, ReadError> {
     let text = text.trim_start_matches('\u{feff}');
@@ -72,7 +75,7 @@ pub fn read(source: Source, text: &str) -> Result<Read, ReadError> {
 
 /// JSON: `{"resource": […]}` (DreamFactory, tenure), a list of `dumpdata` objects
 /// (`{"model", "pk", "fields"}`), or a plain list of user objects.
-fn json_records(text: &str) -> Result<(&'static str, Vec<Result<Record, String>>), ReadError> {
+fn json_records(text: &str) -> Result<Records, ReadError> {
     let value: Value = serde_json::from_str(text)?;
     let (format, items) = match value {
         Value::Object(mut object) => match object.remove("resource") {
@@ -138,7 +141,7 @@ fn json_record(item: Value) -> Result<Record, String> {
 /// CSV with a header (`psql \copy … CSV HEADER`, `sqlite3 -csv -header`, a spreadsheet), or
 /// tab-separated when the header has tabs and no commas (`mysql -B`, whose `NULL` is a null
 /// and whose `\t`, `\n`, `\\` are escapes).
-fn delimited_records(text: &str) -> Result<(&'static str, Vec<Result<Record, String>>), ReadError> {
+fn delimited_records(text: &str) -> Result<Records, ReadError> {
     let header = text.lines().next().unwrap_or_default();
     let tabs = header.contains('\t') && !header.contains(',');
     let mut reader = csv::ReaderBuilder::new()

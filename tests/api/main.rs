@@ -15,6 +15,7 @@ mod faults;
 mod health;
 mod hostile_input;
 mod idle;
+mod import;
 mod keys;
 mod limits;
 mod login;
