@@ -88,6 +88,11 @@ pub enum SessionCommand {
 pub enum ConfigCommand {
     /// Exit 0 and print the effective settings when the configuration is valid.
     Check,
+    /// Print the tenure settings equivalent to a DreamFactory .env, and what has none.
+    FromDreamfactory {
+        /// The DreamFactory .env file.
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +118,26 @@ pub enum UserCommand {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Import users (ids and password hashes kept) from a DreamFactory, Django or tenure export.
+    Import {
+        /// The system that wrote FILE.
+        #[arg(long, value_enum)]
+        from: crate::import::Source,
+        /// CSV with a header, tab-separated (mysql -B), or JSON; `-` reads standard input.
+        file: std::path::PathBuf,
+        /// Report what the import would do, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every user as JSON ({"resource": [...]}), the shape `user import` reads.
+    Export {
+        /// Include the password hashes.
+        #[arg(long)]
+        with_hashes: bool,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -128,6 +153,21 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
+        Command::Config {
+            command: ConfigCommand::FromDreamfactory { path },
+        } => crate::import::config_from_dreamfactory(&path),
+        Command::User {
+            command:
+                UserCommand::Import {
+                    from,
+                    file,
+                    dry_run,
+                    json,
+                },
+        } => crate::import::import(&config, from, &file, dry_run, json).await,
+        Command::User {
+            command: UserCommand::Export { with_hashes },
+        } => crate::import::export(&config, with_hashes).await,
         Command::Openapi => {
             println!("{}", crate::http::openapi::document());
             Ok(())

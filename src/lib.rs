@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod password;
 pub mod server;
 pub mod session;

@@ -18,13 +18,23 @@
 //!   always hashes;
 //! - a hash whose caller gave up (a client that hung up, a request that timed out) is skipped,
 //!   not computed for nobody.
+//!
+//! Logins also verify the hashes of imported users (bcrypt, Django's PBKDF2, Argon2 and
+//! bcrypt-SHA256; `password/foreign.rs`), on the same threads, and replace them with tenure's
+//! Argon2id once they matched ([`PasswordHasherPool::verify_for_login`]).
+
+mod foreign;
+
+pub use foreign::{
+    parse as inspect, unusable, Unverifiable, MAX_ARGON2_LANES, MAX_ARGON2_MEMORY_KIB,
+    MAX_ARGON2_WORK, MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, UNUSABLE_PREFIX,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
-use argon2::password_hash::PasswordVerifier;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
@@ -49,6 +59,25 @@ const SPARE_POLL: Duration = Duration::from_millis(20);
 /// A hash of a random password with the same parameters, verified when the user does not exist
 /// so that an unknown user costs the same time as a wrong password.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$6yb5gC2Fw5CKy0vN7a7ox3LqWN0cTSQb9aWnL8Zlq0Y";
+
+/// How every hash tenure writes now begins: a stored hash that does not is replaced at the
+/// user's next successful login.
+const CURRENT_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
+
+/// Whether `stored` is not in tenure's current form (an imported hash, or Argon2 with other
+/// parameters): a login that verified it writes a fresh hash in its place.
+pub fn needs_upgrade(stored: &str) -> bool {
+    !stored.starts_with(CURRENT_PREFIX)
+}
+
+/// What a login's verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub matched: bool,
+    /// When the password matched a hash that [`needs_upgrade`]: tenure's hash of it, to store
+    /// in its place.
+    pub upgraded: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -115,21 +144,57 @@ impl PasswordHasherPool {
             .await?
     }
 
-    /// Verifies `password` against `phc`, or against the dummy hash when `phc` is `None`
-    /// (the caller then treats the answer as a failure whatever it is).
+    /// Verifies `password` against the stored hash `phc` (any format [`inspect`] reads), or
+    /// against the dummy hash when `phc` is `None` (the caller then treats the answer as a
+    /// failure whatever it is). A hash no login can verify costs the dummy hash too.
     pub async fn verify(
         &self,
         password: SecretString,
         phc: Option<String>,
     ) -> Result<bool, PasswordError> {
-        let known = phc.is_some();
-        let matched = self
+        Ok(self.check(password, phc, false).await?.matched)
+    }
+
+    /// [`verify`](Self::verify), and when the password matched a hash that [`needs_upgrade`],
+    /// also tenure's hash of it, made on the same thread in the same job.
+    pub async fn verify_for_login(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<Verified, PasswordError> {
+        self.check(password, stored, true).await
+    }
+
+    async fn check(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+        upgrade: bool,
+    ) -> Result<Verified, PasswordError> {
+        let known = stored.is_some();
+        let verified = self
             .run(move |scratch| {
-                let phc = phc.as_deref().unwrap_or(DUMMY_HASH);
-                scratch.verify(password.expose_secret().as_bytes(), phc)
+                let password = password.expose_secret().as_bytes();
+                let Some(stored) = stored else {
+                    scratch.verify(password, DUMMY_HASH);
+                    return Ok(Verified {
+                        matched: false,
+                        upgraded: None,
+                    });
+                };
+                let matched = scratch.verify_stored(password, &stored);
+                let upgraded = if matched && upgrade && needs_upgrade(&stored) {
+                    Some(scratch.hash(password)?)
+                } else {
+                    None
+                };
+                Ok(Verified { matched, upgraded })
             })
-            .await?;
-        Ok(known && matched)
+            .await??;
+        Ok(Verified {
+            matched: known && verified.matched,
+            ..verified
+        })
     }
 
     async fn run<T: Send + 'static>(
@@ -263,6 +328,19 @@ impl Scratch {
         Ok(phc.to_string())
     }
 
+    /// Verifies a stored hash of any format [`inspect`] reads; one it refuses costs the dummy
+    /// hash and never matches.
+    fn verify_stored(&mut self, password: &[u8], stored: &str) -> bool {
+        match foreign::parse(stored) {
+            Ok(foreign::Scheme::Argon2 { phc }) => self.verify(password, phc),
+            Ok(other) => foreign::verify_other(&other, password),
+            Err(_) => {
+                self.verify(password, DUMMY_HASH);
+                false
+            }
+        }
+    }
+
     /// Any Argon2 PHC string verifies; ours (and any that fits our memory) without allocating.
     fn verify(&mut self, password: &[u8], phc: &str) -> bool {
         let Ok(hash) = PasswordHash::new(phc) else {
@@ -276,20 +354,26 @@ impl Scratch {
         ) else {
             return false;
         };
-        let Ok(version) = hash.version.map_or(Ok(Version::V0x13), Version::try_from) else {
+        // No version field means 0x10, as in the reference implementation (old Django hashes).
+        let Ok(version) = hash.version.map_or(Ok(Version::V0x10), Version::try_from) else {
             return false;
         };
-        if params.block_count() > MEMORY_KIB as usize {
-            // Stronger than ours (an imported hash): the allocating path, once.
-            return argon2(params).verify_password(password, &hash).is_ok();
-        }
         let mut out = [0u8; Output::MAX_LENGTH];
         let Some(out) = out.get_mut(..expected.len()) else {
             return false;
         };
+        let mut once;
+        let memory = if params.block_count() > MEMORY_KIB as usize {
+            // Stronger than ours (an imported hash, within the caps `inspect` enforces): memory
+            // for this verification only, not kept by the thread.
+            once = vec![Block::default(); params.block_count()];
+            &mut once[..]
+        } else {
+            self.memory(&params)
+        };
         let hasher = Argon2::new(algorithm, version, params.clone());
         hasher
-            .hash_password_into_with_memory(password, &salt, out, self.memory(&params))
+            .hash_password_into_with_memory(password, &salt, out, memory)
             .is_ok()
             // Output's equality is constant-time.
             && Output::new(out).is_ok_and(|computed| computed == expected)
@@ -308,6 +392,7 @@ fn argon2(params: Params) -> Argon2<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier;
 
     #[tokio::test]
     async fn hash_verifies_and_uses_the_configured_parameters() {
@@ -468,6 +553,93 @@ mod tests {
     async fn a_single_thread_hashes_whatever_requests_come() {
         let pool = PasswordHasherPool::new(1);
         assert_eq!(threads_used(&pool, 3, true).await, ["tenure-argon2-0"]);
+    }
+
+    #[tokio::test]
+    async fn a_matched_foreign_hash_is_upgraded_on_the_same_job_and_ours_is_not() {
+        let pool = PasswordHasherPool::new(1);
+        let bcrypt = bcrypt::hash("correct horse", 4).unwrap();
+        let verified = pool
+            .verify_for_login(SecretString::from("correct horse"), Some(bcrypt.clone()))
+            .await
+            .unwrap();
+        assert!(verified.matched);
+        let upgraded = verified.upgraded.expect("an upgraded hash");
+        assert!(upgraded.starts_with(CURRENT_PREFIX), "{upgraded}");
+        assert!(!needs_upgrade(&upgraded));
+        assert!(pool
+            .verify(SecretString::from("correct horse"), Some(upgraded.clone()))
+            .await
+            .unwrap());
+        // Wrong passwords and tenure's own hashes get no new hash.
+        let wrong = pool
+            .verify_for_login(SecretString::from("wrong"), Some(bcrypt))
+            .await
+            .unwrap();
+        assert_eq!(
+            wrong,
+            Verified {
+                matched: false,
+                upgraded: None
+            }
+        );
+        let ours = pool
+            .verify_for_login(SecretString::from("correct horse"), Some(upgraded))
+            .await
+            .unwrap();
+        assert_eq!(
+            ours,
+            Verified {
+                matched: true,
+                upgraded: None
+            }
+        );
+        // Argon2 with other parameters is replaced by ours too.
+        let params = Params::new(8_192, 3, 2, None).unwrap();
+        let other = {
+            use argon2::password_hash::PasswordHasher;
+            argon2(params)
+                .hash_password_with_salt(b"correct horse", b"sixteen byte salt")
+                .unwrap()
+                .to_string()
+        };
+        assert!(needs_upgrade(&other));
+        let verified = pool
+            .verify_for_login(SecretString::from("correct horse"), Some(other))
+            .await
+            .unwrap();
+        assert!(verified.matched && verified.upgraded.is_some());
+    }
+
+    #[tokio::test]
+    async fn unusable_and_over_the_cap_hashes_never_match() {
+        let pool = PasswordHasherPool::new(1);
+        let cheap = bcrypt::hash("correct horse", 4).unwrap();
+        let crafted = format!("$2b$31{}", &cheap[6..]);
+        let started = Instant::now();
+        for stored in [
+            unusable("no password in the export"),
+            crafted,
+            "md5$salt$abc".to_owned(),
+            String::new(),
+        ] {
+            let verified = pool
+                .verify_for_login(SecretString::from("correct horse"), Some(stored.clone()))
+                .await
+                .unwrap();
+            assert!(!verified.matched, "{stored}");
+            assert!(verified.upgraded.is_none(), "{stored}");
+        }
+        // Only the dummy hash's work was done (a cost-31 bcrypt would take days).
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn our_hashes_have_the_current_prefix() {
+        let phc = Scratch::default().hash(b"x").unwrap();
+        assert!(phc.starts_with(CURRENT_PREFIX), "{phc}");
+        assert!(!needs_upgrade(&phc));
+        assert!(!needs_upgrade(DUMMY_HASH));
     }
 
     #[tokio::test]

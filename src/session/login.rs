@@ -8,7 +8,7 @@ use super::{
 };
 use crate::clock::{Seconds, UnixTime};
 use crate::config::LoginAttribute;
-use crate::store::LoginFailures;
+use crate::store::{LoginFailures, User};
 
 /// The exponent of the backoff stops growing here (the delay is capped long before).
 const MAX_BACKOFF_DOUBLINGS: i64 = 30;
@@ -78,27 +78,19 @@ impl SessionService {
         // A throttled attempt is answered before any Argon2 work.
         let failures = self.check_throttle(&keys, now).await?;
 
-        // Identifiers that registration refuses cannot name a user: over-long ones, and those
-        // holding a control character (NUL, which no database text column can hold, among them)
-        // or an invisible one (zero-width, bidi override…). They get the unknown-user answer,
-        // after the same password work, so a refused email is indistinguishable from a wrong
-        // password.
-        let user =
-            if identifier.chars().count() > MAX_FIELD_CHARS || has_forbidden_chars(&identifier) {
-                None
-            } else {
-                match self.config.login_attribute {
-                    LoginAttribute::Email => self.store.user_by_email(&identifier).await?,
-                    LoginAttribute::Username => self.store.user_by_username(&identifier).await?,
-                }
-            };
-        // Unknown users verify against a dummy hash: the same work, the same answer.
-        let matched = self
+        let user = self.login_user(&identifier).await?;
+        // Unknown users verify against a dummy hash: the same work, the same answer. A matched
+        // hash in another form than tenure's current one (an imported user's first login) comes
+        // back with its Argon2id replacement, stored by the statement that records the login.
+        let verified = self
             .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .verify_for_login(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
             .await?;
         let user = match user {
-            Some(user) if matched && user.is_active => user,
+            Some(user) if verified.matched && user.is_active => user,
             _ => {
                 tracing::info!(outcome = "invalid_credentials", "login failed");
                 self.record_failure(&keys, now).await?;
@@ -115,16 +107,73 @@ impl SessionService {
         }
 
         let forever = request.remember_me && self.config.allow_forever_sessions;
-        let view = self
-            .start_session(&user, forever, request.client, request.refresh_mode)
-            .await?;
+        let upgraded = verified.upgraded.is_some();
+        if upgraded {
+            tracing::info!(
+                user_id = user.id,
+                "imported password hash upgraded to Argon2id"
+            );
+        }
+        let started = self
+            .start_session(
+                &user,
+                forever,
+                request.client.clone(),
+                request.refresh_mode,
+                verified.upgraded,
+            )
+            .await;
+        let view = match started {
+            // Two first logins of one imported user at once: the other stored its upgrade first,
+            // so this one's check of the hash it verified failed. Verify once more, against what
+            // is stored now (a password changed meanwhile fails here as it should).
+            Err(SessionError::InvalidCredentials) if upgraded => {
+                let user = self.login_user(&identifier).await?;
+                let stored = user.as_ref().map(|u| u.password_hash.clone());
+                let again = self.hasher.verify_for_login(password, stored).await?;
+                match user {
+                    Some(user)
+                        if again.matched
+                            && user.is_active
+                            && (audience == Audience::User || user.is_sys_admin) =>
+                    {
+                        self.start_session(
+                            &user,
+                            forever,
+                            request.client,
+                            request.refresh_mode,
+                            again.upgraded,
+                        )
+                        .await?
+                    }
+                    _ => return Err(SessionError::InvalidCredentials),
+                }
+            }
+            other => other?,
+        };
         tracing::info!(
-            user_id = user.id,
+            user_id = view.user.id,
             session = %short(view.session.id),
             forever,
             "login"
         );
         self.issue(view)
+    }
+
+    /// The user a login names, by the configured attribute.
+    ///
+    /// Identifiers that registration refuses cannot name a user: over-long ones, and those
+    /// holding a control character (NUL, which no database text column can hold, among them) or
+    /// an invisible one (zero-width, bidi override…). They get the unknown-user answer, after
+    /// the same password work, so a refused email is indistinguishable from a wrong password.
+    async fn login_user(&self, identifier: &str) -> Result<Option<User>, SessionError> {
+        if identifier.chars().count() > MAX_FIELD_CHARS || has_forbidden_chars(identifier) {
+            return Ok(None);
+        }
+        Ok(match self.config.login_attribute {
+            LoginAttribute::Email => self.store.user_by_email(identifier).await?,
+            LoginAttribute::Username => self.store.user_by_username(identifier).await?,
+        })
     }
 
     /// Refuses the attempt (429) while the account's or the address's counter is in backoff;

@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod error;
+mod import;
 pub mod keys;
 mod login;
 pub mod purge;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 pub use access::{LogoutBy, LogoutScope};
 pub use admin::{AdminGrant, SessionPage};
 pub use error::{Reason, SessionError};
+pub use import::{ImportReport, ImportRow, LoginDisabled, Refusal};
 use keys::KeyRing;
 pub use refresh::RefreshBy;
 pub use system::AccessRefusal;
@@ -181,12 +183,14 @@ impl SessionService {
         forever: bool,
         client: ClientInfo,
         refresh_mode: Option<RefreshMode>,
+        upgraded_hash: Option<String>,
     ) -> Result<SessionWithUser, SessionError> {
         let now = self.clock.now();
         let new = NewSession {
             id: Uuid::new_v4(),
             user_id: user.id,
             verified_hash: Some(user.password_hash.clone()),
+            upgraded_hash,
             forever,
             created_at: now,
             refresh_until: (!forever)

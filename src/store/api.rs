@@ -67,6 +67,10 @@ pub struct NewSession {
     /// The password hash of the user row the login checked: the insert fails (`UserChanged`)
     /// if the user was deactivated or changed password since, so no login outlives either.
     pub verified_hash: Option<String>,
+    /// A hash to store in place of `verified_hash` (an imported hash the login verified, now
+    /// Argon2id), written by the statement that checks `verified_hash`: no extra round trip,
+    /// and no login can upgrade a hash that changed meanwhile.
+    pub upgraded_hash: Option<String>,
     pub forever: bool,
     pub created_at: UnixTime,
     pub refresh_until: Option<UnixTime>,
@@ -332,6 +336,17 @@ pub trait Store: Send + Sync + 'static {
         user_id: i64,
         change: &ProfileChange,
     ) -> StoreResult<Option<User>>;
+
+    // Moving in and out: `tenure user import` and `tenure user export`.
+
+    /// Every user, by id, with what its last import recorded.
+    async fn all_users(&self) -> StoreResult<Vec<StoredUser>>;
+
+    /// Applies an import in one transaction: inserts users with their ids (or updates the
+    /// users with those ids), ends the sessions of the users it deactivates, and moves the id
+    /// sequence past the highest id, so later users get ids after the imported ones. A
+    /// conflict on email or username rolls everything back (`Conflict`).
+    async fn import_users(&self, import: &UserImport) -> StoreResult<()>;
 }
 
 /// What a profile update writes. `None` leaves a column as it is; for the nullable columns,
@@ -345,4 +360,43 @@ pub struct ProfileChange {
     pub email: Option<String>,
     /// With `email`: the password hash the change was authorised against.
     pub verified_hash: Option<String>,
+}
+
+/// A user with what its last import recorded: export and import read these.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredUser {
+    #[sqlx(flatten)]
+    pub user: User,
+    /// `sha256:<hex>` of the password hash the user's last import brought (never the hash).
+    pub imported_hash: Option<String>,
+}
+
+/// A user as an import writes it: inserted with its id, or replacing that user's columns
+/// (all but `created_at` and `last_login_at`, which only an insert writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedUser {
+    pub id: i64,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: String,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_sys_admin: bool,
+    pub is_active: bool,
+    pub created_at: UnixTime,
+    pub last_login_at: Option<UnixTime>,
+    pub password_changed_at: UnixTime,
+    pub imported_hash: Option<String>,
+}
+
+/// One import's writes, applied together or not at all.
+#[derive(Debug, Clone)]
+pub struct UserImport {
+    /// Users created or updated.
+    pub users: Vec<ImportedUser>,
+    /// Users the import deactivates: their live sessions end, with `reason`.
+    pub deactivated: Vec<i64>,
+    pub now: UnixTime,
+    pub reason: &'static str,
 }

@@ -122,8 +122,13 @@ macro_rules! rotate_one {
     };
 }
 
+/// Users an import writes per statement: 13 values each, inside both backends' bound-parameter
+/// limits (SQLite 32 766, PostgreSQL 65 535).
+pub(super) const IMPORT_BATCH: usize = 1_000;
+
 /// The [`Store`](super::Store) implementation both backends share. `$store` must have a `pool`
-/// field and the inherent methods `find_session`, `rotate` and `failures`; `$id` binds a
+/// field and the inherent methods `find_session`, `rotate`, `failures` and `advance_user_ids`,
+/// and its module a type `Db` (the sqlx database); `$id` binds a
 /// session id as the backend stores it; `$map_error` classifies a sqlx error; `$skip_locked` is
 /// what the purge's row selection adds (PostgreSQL lets replicas purge side by side).
 macro_rules! impl_store {
@@ -213,13 +218,16 @@ macro_rules! impl_store {
                 // Recording the login writes the user's row first: PostgreSQL takes its row
                 // lock, SQLite its write lock, so concurrent logins of one user are serialised
                 // here and the count below cannot go stale before the insert.
+                // The same statement stores the upgraded hash, if any.
                 let recorded = sqlx::query(
-                    "UPDATE users SET last_login_at = $1 WHERE id = $2 AND is_active \
+                    "UPDATE users SET last_login_at = $1, \
+                     password_hash = COALESCE($4, password_hash) WHERE id = $2 AND is_active \
                      AND ($3 IS NULL OR password_hash = $3)",
                 )
                 .bind(new.created_at)
                 .bind(new.user_id)
                 .bind(&new.verified_hash)
+                .bind(&new.upgraded_hash)
                 .execute(&mut *tx)
                 .await
                 .map_err($map_error)?;
@@ -707,6 +715,72 @@ macro_rules! impl_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err($map_error)
+            }
+
+            async fn all_users(&self) -> StoreResult<Vec<StoredUser>> {
+                sqlx::query_as("SELECT * FROM users ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn import_users(&self, import: &UserImport) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                for batch in import.users.chunks($crate::store::sql::IMPORT_BATCH) {
+                    // The one statement whose text is assembled at run time: fixed fragments
+                    // and a placeholder per value (QueryBuilder binds every value), one row
+                    // group per user, so 100 000 users are a hundred statements.
+                    let mut upsert = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO users (id, email, username, password_hash, name, \
+                         first_name, last_name, is_sys_admin, is_active, created_at, \
+                         last_login_at, password_changed_at, imported_hash) ",
+                    );
+                    upsert.push_values(batch, |mut row, u| {
+                        row.push_bind(u.id)
+                            .push_bind(u.email.clone())
+                            .push_bind(u.username.clone())
+                            .push_bind(u.password_hash.clone())
+                            .push_bind(u.name.clone())
+                            .push_bind(u.first_name.clone())
+                            .push_bind(u.last_name.clone())
+                            .push_bind(u.is_sys_admin)
+                            .push_bind(u.is_active)
+                            .push_bind(u.created_at)
+                            .push_bind(u.last_login_at)
+                            .push_bind(u.password_changed_at)
+                            .push_bind(u.imported_hash.clone());
+                    });
+                    upsert.push(
+                        " ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
+                         username = excluded.username, password_hash = excluded.password_hash, \
+                         name = excluded.name, first_name = excluded.first_name, \
+                         last_name = excluded.last_name, is_sys_admin = excluded.is_sys_admin, \
+                         is_active = excluded.is_active, \
+                         password_changed_at = excluded.password_changed_at, \
+                         imported_hash = excluded.imported_hash",
+                    );
+                    upsert
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                }
+                for user_id in &import.deactivated {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                         WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .bind(import.now)
+                    .bind(import.reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                }
+                if let Some(highest) = import.users.iter().map(|u| u.id).max() {
+                    Self::advance_user_ids(&mut tx, highest).await?;
+                }
+                tx.commit().await.map_err($map_error)
             }
         }
         };

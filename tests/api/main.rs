@@ -16,6 +16,7 @@ mod floods;
 mod health;
 mod hostile_input;
 mod idle;
+mod import;
 mod keys;
 mod limits;
 mod login;

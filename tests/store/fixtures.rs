@@ -50,6 +50,7 @@ pub fn forever(user: &User, at: UnixTime) -> NewSession {
         id: Uuid::new_v4(),
         user_id: user.id,
         verified_hash: Some(user.password_hash.clone()),
+        upgraded_hash: None,
         forever: true,
         created_at: at,
         refresh_until: None,

@@ -81,6 +81,26 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Moves the `users.id` identity past `highest` (explicit ids do not advance it), never
+    /// back: ids of deleted users are not handed out again.
+    async fn advance_user_ids(tx: &mut sqlx::PgConnection, highest: i64) -> StoreResult<()> {
+        sqlx::query(
+            "SELECT setval(pg_get_serial_sequence('users', 'id'), $1) \
+             WHERE $1 > COALESCE(pg_sequence_last_value(\
+             CAST(pg_get_serial_sequence('users', 'id') AS regclass)), 0)",
+        )
+        .bind(highest)
+        .execute(tx)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+}
+
+/// The database the statements of `../sql.rs` are built for.
+type Db = sqlx::Postgres;
+
 /// PostgreSQL stores session ids as `uuid`.
 fn id_uuid(id: Uuid) -> Uuid {
     id

@@ -96,6 +96,18 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Nothing to do: `users.id` is `AUTOINCREMENT`, and SQLite records the largest id a row
+    /// ever had in `sqlite_sequence`, explicit ids included, so later ids follow the imported
+    /// ones (and never reuse a deleted user's).
+    async fn advance_user_ids(_tx: &mut sqlx::SqliteConnection, _highest: i64) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// The database the statements of `../sql.rs` are built for.
+type Db = sqlx::Sqlite;
+
 /// SQLite stores session ids as text.
 fn id_text(id: Uuid) -> String {
     id.to_string()
