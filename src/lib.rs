@@ -70,7 +70,7 @@ async fn connect_with_retries(config: &Config) -> Result<Arc<dyn store::Store>, 
     loop {
         match store::connect(url, config.database_acquire_timeout).await {
             Ok(store) => return Ok(store),
-            Err(StoreError::Unavailable(cause)) if Instant::now() + delay < deadline => {
+            Err(cause) if cause.is_unavailable() && Instant::now() + delay < deadline => {
                 tracing::warn!(
                     database = %config::redact_url(url),
                     %cause,

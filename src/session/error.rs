@@ -143,7 +143,7 @@ impl SessionError {
 impl From<StoreError> for SessionError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => Self::Unavailable(err),
+            _ if err.is_unavailable() => Self::Unavailable(err),
             other => Self::Store(other),
         }
     }

@@ -22,6 +22,11 @@ pub enum StoreError {
     /// statement that stalled): a 503.
     #[error("database unavailable")]
     Unavailable(#[source] Cause),
+    /// The connection broke before the database answered (reset, closed, or the server said it
+    /// is terminating it): nothing of the statement took effect, so the store retries it once
+    /// on a fresh connection, and answers this (a 503) only if that fails too.
+    #[error("database connection broken")]
+    Broken(#[source] Cause),
     /// The database answered with an error that retrying will not fix.
     #[error("database error")]
     Database(#[source] Cause),
@@ -55,6 +60,16 @@ impl StoreError {
     pub fn database(cause: impl Error + Send + Sync + 'static) -> Self {
         Self::Database(Arc::new(cause))
     }
+
+    /// Whether the statement failed because its connection broke (worth one retry).
+    pub fn is_broken_connection(&self) -> bool {
+        matches!(self, Self::Broken(_))
+    }
+
+    /// Whether the database cannot serve right now (a 503): unreachable, or a connection broke.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Broken(_))
+    }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -67,9 +82,9 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 /// mapped by each backend before falling back to this.
 pub(super) fn map_common(err: sqlx::Error) -> StoreError {
     match err {
+        sqlx::Error::Io(_) => StoreError::Broken(Arc::new(err)),
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => StoreError::unavailable(err),
         other => StoreError::database(other),

@@ -126,6 +126,24 @@ macro_rules! rotate_one {
 /// limits (SQLite 32 766, PostgreSQL 65 535).
 pub(super) const IMPORT_BATCH: usize = 1_000;
 
+/// Runs a store method's body and, when it fails because its connection broke before any
+/// answer, runs it once more: the store has then been told (`connection_broke`) to test the
+/// connections it hands out, so the second run gets a fresh one. Safe for every statement
+/// here: nothing of a statement whose connection broke took effect, and a rotation is
+/// conditional on `gen` (a repeated one falls into the grace).
+macro_rules! retry_broken {
+    ($store:expr, $body:block) => {{
+        let first: StoreResult<_> = async $body.await;
+        match first {
+            Err(err) if err.is_broken_connection() => {
+                $store.connection_broke();
+                async $body.await
+            }
+            other => other,
+        }
+    }};
+}
+
 /// The [`Store`](super::Store) implementation both backends share. `$store` must have a `pool`
 /// field and the inherent methods `find_session`, `rotate`, `failures` and `advance_user_ids`,
 /// and its module a type `Db` (the sqlx database); `$id` binds a
@@ -160,13 +178,15 @@ macro_rules! impl_store {
             }
 
             async fn ready(&self) -> StoreResult<bool> {
-                let known = sqlx::migrate!($migrations).migrations.len() as i64;
-                let applied: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err($map_error)?;
-                Ok(applied >= known)
+                retry_broken!(self, {
+                    let known = sqlx::migrate!($migrations).migrations.len() as i64;
+                    let applied: i64 =
+                        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err($map_error)?;
+                    Ok(applied >= known)
+                })
             }
 
             fn pool_stats(&self) -> (u32, u32) {
@@ -174,38 +194,44 @@ macro_rules! impl_store {
             }
 
             async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
-                sqlx::query_as(
-                    "INSERT INTO users (email, username, password_hash, name, first_name, \
-                     last_name, is_sys_admin, is_active, created_at, password_changed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8) RETURNING *",
-                )
-                .bind(&user.email)
-                .bind(&user.username)
-                .bind(&user.password_hash)
-                .bind(&user.name)
-                .bind(&user.first_name)
-                .bind(&user.last_name)
-                .bind(user.is_sys_admin)
-                .bind(user.created_at)
-                .fetch_one(&self.pool)
-                .await
-                .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_as(
+                        "INSERT INTO users (email, username, password_hash, name, first_name, \
+                         last_name, is_sys_admin, is_active, created_at, password_changed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8) RETURNING *",
+                    )
+                    .bind(&user.email)
+                    .bind(&user.username)
+                    .bind(&user.password_hash)
+                    .bind(&user.name)
+                    .bind(&user.first_name)
+                    .bind(&user.last_name)
+                    .bind(user.is_sys_admin)
+                    .bind(user.created_at)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($map_error)
+                })
             }
 
             async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-                sqlx::query_as("SELECT * FROM users WHERE email = $1")
-                    .bind(email)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_as("SELECT * FROM users WHERE email = $1")
+                        .bind(email)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($map_error)
+                })
             }
 
             async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-                sqlx::query_as("SELECT * FROM users WHERE username = $1")
-                    .bind(username)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_as("SELECT * FROM users WHERE username = $1")
+                        .bind(username)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($map_error)
+                })
             }
 
             async fn create_session(
@@ -214,83 +240,85 @@ macro_rules! impl_store {
                 limit: &SessionLimit,
                 live: &Liveness,
             ) -> StoreResult<SessionWithUser> {
-                let mut tx = self.pool.begin().await.map_err($map_error)?;
-                // Recording the login writes the user's row first: PostgreSQL takes its row
-                // lock, SQLite its write lock, so concurrent logins of one user are serialised
-                // here and the count below cannot go stale before the insert.
-                // The same statement stores the upgraded hash, if any.
-                let recorded = sqlx::query(
-                    "UPDATE users SET last_login_at = $1, \
-                     password_hash = COALESCE($4, password_hash) WHERE id = $2 AND is_active \
-                     AND ($3 IS NULL OR password_hash = $3)",
-                )
-                .bind(new.created_at)
-                .bind(new.user_id)
-                .bind(&new.verified_hash)
-                .bind(&new.upgraded_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err($map_error)?;
-                if recorded.rows_affected() != 1 {
-                    return Err(StoreError::UserChanged);
-                }
-                let count: i64 = sqlx::query_scalar(concat!(
-                    "SELECT count(*) FROM sessions s WHERE s.user_id = $1 AND ",
-                    live!("$2", "$3")
-                ))
-                .bind(new.user_id)
-                .bind(live.now)
-                .bind(live.idle_cutoff)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err($map_error)?;
-                let excess = count + 1 - i64::from(limit.max);
-                if excess > 0 {
-                    if limit.reject {
-                        return Err(StoreError::LimitReached);
+                retry_broken!(self, {
+                    let mut tx = self.pool.begin().await.map_err($map_error)?;
+                    // Recording the login writes the user's row first: PostgreSQL takes its row
+                    // lock, SQLite its write lock, so concurrent logins of one user are serialised
+                    // here and the count below cannot go stale before the insert.
+                    // The same statement stores the upgraded hash, if any.
+                    let recorded = sqlx::query(
+                        "UPDATE users SET last_login_at = $1, \
+                         password_hash = COALESCE($4, password_hash) WHERE id = $2 AND is_active \
+                         AND ($3 IS NULL OR password_hash = $3)",
+                    )
+                    .bind(new.created_at)
+                    .bind(new.user_id)
+                    .bind(&new.verified_hash)
+                    .bind(&new.upgraded_hash)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                    if recorded.rows_affected() != 1 {
+                        return Err(StoreError::UserChanged);
                     }
-                    sqlx::query(concat!(
-                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $5 WHERE id IN \
-                         (SELECT s.id FROM sessions s WHERE s.user_id = $1 AND ",
-                        live!("$2", "$3"),
-                        " ORDER BY s.last_seen_at, s.created_at LIMIT $4)"
+                    let count: i64 = sqlx::query_scalar(concat!(
+                        "SELECT count(*) FROM sessions s WHERE s.user_id = $1 AND ",
+                        live!("$2", "$3")
                     ))
                     .bind(new.user_id)
                     .bind(live.now)
                     .bind(live.idle_cutoff)
-                    .bind(excess)
-                    .bind(limit.evict_reason)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                    let excess = count + 1 - i64::from(limit.max);
+                    if excess > 0 {
+                        if limit.reject {
+                            return Err(StoreError::LimitReached);
+                        }
+                        sqlx::query(concat!(
+                            "UPDATE sessions SET revoked_at = $2, revoke_reason = $5 WHERE id IN \
+                             (SELECT s.id FROM sessions s WHERE s.user_id = $1 AND ",
+                            live!("$2", "$3"),
+                            " ORDER BY s.last_seen_at, s.created_at LIMIT $4)"
+                        ))
+                        .bind(new.user_id)
+                        .bind(live.now)
+                        .bind(live.idle_cutoff)
+                        .bind(excess)
+                        .bind(limit.evict_reason)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
+                         last_seen_at, refresh_until, device, user_agent, ip, refresh_mode) \
+                         VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind($id(new.id))
+                    .bind(new.user_id)
+                    .bind(new.forever)
+                    .bind(new.created_at)
+                    .bind(new.refresh_until)
+                    .bind(&new.device)
+                    .bind(&new.user_agent)
+                    .bind(&new.ip)
+                    .bind(&new.refresh_mode)
                     .execute(&mut *tx)
                     .await
                     .map_err($map_error)?;
-                }
-                sqlx::query(
-                    "INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
-                     last_seen_at, refresh_until, device, user_agent, ip, refresh_mode) \
-                     VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind($id(new.id))
-                .bind(new.user_id)
-                .bind(new.forever)
-                .bind(new.created_at)
-                .bind(new.refresh_until)
-                .bind(&new.device)
-                .bind(&new.user_agent)
-                .bind(&new.ip)
-                .bind(&new.refresh_mode)
-                .execute(&mut *tx)
-                .await
-                .map_err($map_error)?;
-                let row: SessionUserRow = sqlx::query_as(select_joined!(
-                    "sessions s JOIN users u ON u.id = s.user_id",
-                    "WHERE s.id = $1"
-                ))
-                .bind($id(new.id))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err($map_error)?;
-                tx.commit().await.map_err($map_error)?;
-                row.try_into()
+                    let row: SessionUserRow = sqlx::query_as(select_joined!(
+                        "sessions s JOIN users u ON u.id = s.user_id",
+                        "WHERE s.id = $1"
+                    ))
+                    .bind($id(new.id))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                    tx.commit().await.map_err($map_error)?;
+                    row.try_into()
+                })
             }
 
             async fn session_with_user(
@@ -298,26 +326,28 @@ macro_rules! impl_store {
                 id: Uuid,
                 touch: Option<&Touch>,
             ) -> StoreResult<Option<SessionWithUser>> {
-                let view = self.find_session(id).await?;
-                // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when due.
-                if let (Some(t), Some(v)) = (touch, &view) {
-                    if t.is_due(&v.session) {
-                        sqlx::query(
-                            "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND gen = $3 \
-                             AND revoked_at IS NULL AND last_seen_at < $4 \
-                             AND ($5 IS NULL OR last_seen_at >= $5)",
-                        )
-                        .bind($id(id))
-                        .bind(t.now)
-                        .bind(t.gen)
-                        .bind(t.older_than)
-                        .bind(t.idle_cutoff)
-                        .execute(&self.pool)
-                        .await
-                        .map_err($map_error)?;
+                retry_broken!(self, {
+                    let view = self.find_session(id).await?;
+                    // The last-seen write, at most once per LAST_SEEN_RESOLUTION, only when due.
+                    if let (Some(t), Some(v)) = (touch, &view) {
+                        if t.is_due(&v.session) {
+                            sqlx::query(
+                                "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND gen = $3 \
+                                 AND revoked_at IS NULL AND last_seen_at < $4 \
+                                 AND ($5 IS NULL OR last_seen_at >= $5)",
+                            )
+                            .bind($id(id))
+                            .bind(t.now)
+                            .bind(t.gen)
+                            .bind(t.older_than)
+                            .bind(t.idle_cutoff)
+                            .execute(&self.pool)
+                            .await
+                            .map_err($map_error)?;
+                        }
                     }
-                }
-                Ok(view)
+                    Ok(view)
+                })
             }
 
             async fn user_sessions(
@@ -325,20 +355,22 @@ macro_rules! impl_store {
                 user_id: i64,
                 live: &Liveness,
             ) -> StoreResult<Vec<Session>> {
-                let rows: Vec<SessionRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    session_columns!(),
-                    " FROM sessions s WHERE s.user_id = $1 AND ",
-                    live!("$2", "$3"),
-                    " ORDER BY s.created_at DESC, s.id DESC"
-                ))
-                .bind(user_id)
-                .bind(live.now)
-                .bind(live.idle_cutoff)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($map_error)?;
-                rows_into(rows)
+                retry_broken!(self, {
+                    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        session_columns!(),
+                        " FROM sessions s WHERE s.user_id = $1 AND ",
+                        live!("$2", "$3"),
+                        " ORDER BY s.created_at DESC, s.id DESC"
+                    ))
+                    .bind(user_id)
+                    .bind(live.now)
+                    .bind(live.idle_cutoff)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                    rows_into(rows)
+                })
             }
 
             async fn revoke_user_session(
@@ -348,21 +380,23 @@ macro_rules! impl_store {
                 live: &Liveness,
                 reason: &str,
             ) -> StoreResult<bool> {
-                let result = sqlx::query(concat!(
-                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $5 WHERE id IN \
-                     (SELECT s.id FROM sessions s WHERE s.id = $1 AND s.user_id = $2 AND ",
-                    live!("$3", "$4"),
-                    ")"
-                ))
-                .bind($id(id))
-                .bind(user_id)
-                .bind(live.now)
-                .bind(live.idle_cutoff)
-                .bind(reason)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?;
-                Ok(result.rows_affected() == 1)
+                retry_broken!(self, {
+                    let result = sqlx::query(concat!(
+                        "UPDATE sessions SET revoked_at = $3, revoke_reason = $5 WHERE id IN \
+                         (SELECT s.id FROM sessions s WHERE s.id = $1 AND s.user_id = $2 AND ",
+                        live!("$3", "$4"),
+                        ")"
+                    ))
+                    .bind($id(id))
+                    .bind(user_id)
+                    .bind(live.now)
+                    .bind(live.idle_cutoff)
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                    Ok(result.rows_affected() == 1)
+                })
             }
 
             async fn revoke_user_sessions(
@@ -372,57 +406,63 @@ macro_rules! impl_store {
                 now: UnixTime,
                 reason: &str,
             ) -> StoreResult<u64> {
-                let result = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
-                     WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2)",
-                )
-                .bind(user_id)
-                .bind(except.map($id))
-                .bind(now)
-                .bind(reason)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?;
-                Ok(result.rows_affected())
+                retry_broken!(self, {
+                    let result = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+                         WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2)",
+                    )
+                    .bind(user_id)
+                    .bind(except.map($id))
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                    Ok(result.rows_affected())
+                })
             }
 
             async fn count_live_sessions(&self, live: &Liveness) -> StoreResult<i64> {
-                sqlx::query_scalar(concat!(
-                    "SELECT count(*) FROM sessions s WHERE ",
-                    live!("$1", "$2")
-                ))
-                .bind(live.now)
-                .bind(live.idle_cutoff)
-                .fetch_one(&self.pool)
-                .await
-                .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_scalar(concat!(
+                        "SELECT count(*) FROM sessions s WHERE ",
+                        live!("$1", "$2")
+                    ))
+                    .bind(live.now)
+                    .bind(live.idle_cutoff)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($map_error)
+                })
             }
 
             async fn list_sessions(
                 &self,
                 f: &SessionFilter,
             ) -> StoreResult<Vec<SessionWithUser>> {
-                let (after_at, after_id) = f
-                    .after
-                    .map_or((None, None), |(at, id)| (Some(at), Some($id(id))));
-                let rows: Vec<SessionUserRow> = sqlx::query_as(concat!(
-                    select_joined!("sessions s JOIN users u ON u.id = s.user_id", "WHERE "),
-                    live!("$1", "$2"),
-                    " AND ($3 IS NULL OR s.user_id = $3) AND ($4 IS NULL OR u.email = $4) \
-                     AND ($5 IS NULL OR s.created_at < $5 OR (s.created_at = $5 AND s.id < $6)) \
-                     ORDER BY s.created_at DESC, s.id DESC LIMIT $7"
-                ))
-                .bind(f.live.now)
-                .bind(f.live.idle_cutoff)
-                .bind(f.user_id)
-                .bind(&f.email)
-                .bind(after_at)
-                .bind(after_id)
-                .bind(i64::from(f.limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err($map_error)?;
-                rows_into(rows)
+                retry_broken!(self, {
+                    let (after_at, after_id) = f
+                        .after
+                        .map_or((None, None), |(at, id)| (Some(at), Some($id(id))));
+                    let rows: Vec<SessionUserRow> = sqlx::query_as(concat!(
+                        select_joined!("sessions s JOIN users u ON u.id = s.user_id", "WHERE "),
+                        live!("$1", "$2"),
+                        " AND ($3 IS NULL OR s.user_id = $3) AND ($4 IS NULL OR u.email = $4) \
+                         AND ($5 IS NULL OR s.created_at < $5 OR (s.created_at = $5 AND s.id < $6)) \
+                         ORDER BY s.created_at DESC, s.id DESC LIMIT $7"
+                    ))
+                    .bind(f.live.now)
+                    .bind(f.live.idle_cutoff)
+                    .bind(f.user_id)
+                    .bind(&f.email)
+                    .bind(after_at)
+                    .bind(after_id)
+                    .bind(i64::from(f.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                    rows_into(rows)
+                })
             }
 
             async fn set_user_active(
@@ -432,28 +472,30 @@ macro_rules! impl_store {
                 now: UnixTime,
                 reason: &str,
             ) -> StoreResult<Option<User>> {
-                let mut tx = self.pool.begin().await.map_err($map_error)?;
-                let user: Option<User> =
-                    sqlx::query_as("UPDATE users SET is_active = $2 WHERE id = $1 RETURNING *")
+                retry_broken!(self, {
+                    let mut tx = self.pool.begin().await.map_err($map_error)?;
+                    let user: Option<User> =
+                        sqlx::query_as("UPDATE users SET is_active = $2 WHERE id = $1 RETURNING *")
+                            .bind(user_id)
+                            .bind(active)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err($map_error)?;
+                    if user.is_some() && !active {
+                        sqlx::query(
+                            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                             WHERE user_id = $1 AND revoked_at IS NULL",
+                        )
                         .bind(user_id)
-                        .bind(active)
-                        .fetch_optional(&mut *tx)
+                        .bind(now)
+                        .bind(reason)
+                        .execute(&mut *tx)
                         .await
                         .map_err($map_error)?;
-                if user.is_some() && !active {
-                    sqlx::query(
-                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                         WHERE user_id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind(user_id)
-                    .bind(now)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($map_error)?;
-                }
-                tx.commit().await.map_err($map_error)?;
-                Ok(user)
+                    }
+                    tx.commit().await.map_err($map_error)?;
+                    Ok(user)
+                })
             }
 
             async fn change_password(
@@ -464,33 +506,37 @@ macro_rules! impl_store {
                 now: UnixTime,
                 reason: &str,
             ) -> StoreResult<u64> {
-                let mut tx = self.pool.begin().await.map_err($map_error)?;
-                sqlx::query(
-                    "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
-                )
-                .bind(user_id)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err($map_error)?;
-                let revoked = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
-                     WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2",
-                )
-                .bind(user_id)
-                .bind($id(keep))
-                .bind(now)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await
-                .map_err($map_error)?;
-                tx.commit().await.map_err($map_error)?;
-                Ok(revoked.rows_affected())
+                retry_broken!(self, {
+                    let mut tx = self.pool.begin().await.map_err($map_error)?;
+                    sqlx::query(
+                        "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+                    )
+                    .bind(user_id)
+                    .bind(password_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                    let revoked = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $3, revoke_reason = $4 \
+                         WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2",
+                    )
+                    .bind(user_id)
+                    .bind($id(keep))
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                    tx.commit().await.map_err($map_error)?;
+                    Ok(revoked.rows_affected())
+                })
             }
 
             async fn login_failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>> {
-                self.failures(keys).await
+                retry_broken!(self, {
+                    self.failures(keys).await
+                })
             }
 
             async fn record_login_failure(
@@ -499,101 +545,109 @@ macro_rules! impl_store {
                 now: UnixTime,
                 window_cutoff: UnixTime,
             ) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO login_failures (key, failures, window_start, last_failure_at) \
-                     VALUES ($1, 1, $2, $2) ON CONFLICT (key) DO UPDATE SET \
-                     failures = CASE WHEN login_failures.window_start < $3 THEN 1 \
-                                     ELSE login_failures.failures + 1 END, \
-                     window_start = CASE WHEN login_failures.window_start < $3 THEN $2 \
-                                         ELSE login_failures.window_start END, \
-                     last_failure_at = $2",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(window_cutoff)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?;
-                Ok(())
-            }
-
-            async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                retry_broken!(self, {
+                    sqlx::query(
+                        "INSERT INTO login_failures (key, failures, window_start, last_failure_at) \
+                         VALUES ($1, 1, $2, $2) ON CONFLICT (key) DO UPDATE SET \
+                         failures = CASE WHEN login_failures.window_start < $3 THEN 1 \
+                                         ELSE login_failures.failures + 1 END, \
+                         window_start = CASE WHEN login_failures.window_start < $3 THEN $2 \
+                                             ELSE login_failures.window_start END, \
+                         last_failure_at = $2",
+                    )
                     .bind(key)
+                    .bind(now)
+                    .bind(window_cutoff)
                     .execute(&self.pool)
                     .await
                     .map_err($map_error)?;
-                Ok(())
+                    Ok(())
+                })
+            }
+
+            async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+                retry_broken!(self, {
+                    sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await
+                        .map_err($map_error)?;
+                    Ok(())
+                })
             }
 
             async fn purge(&self, p: &Purge) -> StoreResult<u64> {
-                // Each statement deletes at most one batch, its own short transaction, so
-                // requests interleave between them.
-                let batch = i64::from(p.batch);
-                let mut deleted = 0;
-                // Ordinary sessions past their refresh window whose last token has expired.
-                deleted += sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-                     WHERE revoked_at IS NULL AND refresh_until < $1 AND rotated_at < $2 \
-                     LIMIT $3 ",
-                    $skip_locked,
-                    ")"
-                ))
-                .bind(p.now)
-                .bind(p.tokens_expired_before)
-                .bind(batch)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?
-                .rows_affected();
-                // Idle-expired sessions whose last token has expired.
-                if let Some(idle_cutoff) = p.idle_cutoff {
+                retry_broken!(self, {
+                    // Each statement deletes at most one batch, its own short transaction, so
+                    // requests interleave between them.
+                    let batch = i64::from(p.batch);
+                    let mut deleted = 0;
+                    // Ordinary sessions past their refresh window whose last token has expired.
                     deleted += sqlx::query(concat!(
                         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-                         WHERE revoked_at IS NULL AND last_seen_at < $1 AND rotated_at < $2 \
+                         WHERE revoked_at IS NULL AND refresh_until < $1 AND rotated_at < $2 \
                          LIMIT $3 ",
                         $skip_locked,
                         ")"
                     ))
-                    .bind(idle_cutoff)
+                    .bind(p.now)
                     .bind(p.tokens_expired_before)
                     .bind(batch)
                     .execute(&self.pool)
                     .await
                     .map_err($map_error)?
                     .rows_affected();
-                }
-                // Revoked sessions past the retention.
-                deleted += sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-                     WHERE revoked_at < $1 LIMIT $2 ",
-                    $skip_locked,
-                    ")"
-                ))
-                .bind(p.revoked_before)
-                .bind(batch)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?
-                .rows_affected();
-                // Failure counters that no longer throttle anyone.
-                deleted += sqlx::query(concat!(
-                    "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures \
-                     WHERE last_failure_at < $1 LIMIT $2 ",
-                    $skip_locked,
-                    ")"
-                ))
-                .bind(p.failures_before)
-                .bind(batch)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?
-                .rows_affected();
-                Ok(deleted)
+                    // Idle-expired sessions whose last token has expired.
+                    if let Some(idle_cutoff) = p.idle_cutoff {
+                        deleted += sqlx::query(concat!(
+                            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                             WHERE revoked_at IS NULL AND last_seen_at < $1 AND rotated_at < $2 \
+                             LIMIT $3 ",
+                            $skip_locked,
+                            ")"
+                        ))
+                        .bind(idle_cutoff)
+                        .bind(p.tokens_expired_before)
+                        .bind(batch)
+                        .execute(&self.pool)
+                        .await
+                        .map_err($map_error)?
+                        .rows_affected();
+                    }
+                    // Revoked sessions past the retention.
+                    deleted += sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                         WHERE revoked_at < $1 LIMIT $2 ",
+                        $skip_locked,
+                        ")"
+                    ))
+                    .bind(p.revoked_before)
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?
+                    .rows_affected();
+                    // Failure counters that no longer throttle anyone.
+                    deleted += sqlx::query(concat!(
+                        "DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures \
+                         WHERE last_failure_at < $1 LIMIT $2 ",
+                        $skip_locked,
+                        ")"
+                    ))
+                    .bind(p.failures_before)
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?
+                    .rows_affected();
+                    Ok(deleted)
+                })
             }
 
             async fn rotate_session(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
-                self.rotate(r).await
+                retry_broken!(self, {
+                    self.rotate(r).await
+                })
             }
 
             async fn revoke_session(
@@ -603,87 +657,101 @@ macro_rules! impl_store {
                 now: UnixTime,
                 reason: &str,
             ) -> StoreResult<bool> {
-                let result = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                     WHERE id = $1 AND revoked_at IS NULL AND ($4 IS NULL OR gen = $4)",
-                )
-                .bind($id(id))
-                .bind(now)
-                .bind(reason)
-                .bind(gen)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?;
-                Ok(result.rows_affected() == 1)
+                retry_broken!(self, {
+                    let result = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                         WHERE id = $1 AND revoked_at IS NULL AND ($4 IS NULL OR gen = $4)",
+                    )
+                    .bind($id(id))
+                    .bind(now)
+                    .bind(reason)
+                    .bind(gen)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                    Ok(result.rows_affected() == 1)
+                })
             }
 
             async fn signing_keys(&self) -> StoreResult<Vec<KeyRow>> {
-                sqlx::query_as("SELECT * FROM signing_keys ORDER BY activates_at, kid")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_as("SELECT * FROM signing_keys ORDER BY activates_at, kid")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($map_error)
+                })
             }
 
             async fn insert_signing_key(&self, key: &KeyRow) -> StoreResult<bool> {
-                let result = sqlx::query(
-                    "INSERT INTO signing_keys \
-                     (kid, algorithm, secret, public_key, created_at, activates_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING",
-                )
-                .bind(&key.kid)
-                .bind(&key.algorithm)
-                .bind(&key.secret)
-                .bind(&key.public_key)
-                .bind(key.created_at)
-                .bind(key.activates_at)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?;
-                Ok(result.rows_affected() == 1)
+                retry_broken!(self, {
+                    let result = sqlx::query(
+                        "INSERT INTO signing_keys \
+                         (kid, algorithm, secret, public_key, created_at, activates_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING",
+                    )
+                    .bind(&key.kid)
+                    .bind(&key.algorithm)
+                    .bind(&key.secret)
+                    .bind(&key.public_key)
+                    .bind(key.created_at)
+                    .bind(key.activates_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($map_error)?;
+                    Ok(result.rows_affected() == 1)
+                })
             }
 
             async fn update_signing_key_secret(&self, kid: &str, secret: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE signing_keys SET secret = $2 WHERE kid = $1")
-                    .bind(kid)
-                    .bind(secret)
-                    .execute(&self.pool)
-                    .await
-                    .map_err($map_error)?;
-                Ok(())
+                retry_broken!(self, {
+                    sqlx::query("UPDATE signing_keys SET secret = $2 WHERE kid = $1")
+                        .bind(kid)
+                        .bind(secret)
+                        .execute(&self.pool)
+                        .await
+                        .map_err($map_error)?;
+                    Ok(())
+                })
             }
 
             async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
-                sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($map_error)
+                })
             }
 
             async fn delete_setting(&self, key: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM settings WHERE key = $1")
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await
-                    .map_err($map_error)?;
-                Ok(())
+                retry_broken!(self, {
+                    sqlx::query("DELETE FROM settings WHERE key = $1")
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await
+                        .map_err($map_error)?;
+                    Ok(())
+                })
             }
 
             async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
-                sqlx::query(
-                    "INSERT INTO settings (key, value) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(key)
-                .bind(value)
-                .execute(&self.pool)
-                .await
-                .map_err($map_error)?;
-                sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                retry_broken!(self, {
+                    sqlx::query(
+                        "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO NOTHING",
+                    )
                     .bind(key)
-                    .fetch_one(&self.pool)
+                    .bind(value)
+                    .execute(&self.pool)
                     .await
-                    .map_err($map_error)
+                    .map_err($map_error)?;
+                    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                        .bind(key)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err($map_error)
+                })
             }
 
             async fn update_profile(
@@ -691,37 +759,41 @@ macro_rules! impl_store {
                 user_id: i64,
                 c: &ProfileChange,
             ) -> StoreResult<Option<User>> {
-                // Each nullable column has a "write it" flag, so a value of NULL can clear it;
-                // columns the change does not name keep what a concurrent update wrote. The
-                // email condition makes a password change that commits first win.
-                sqlx::query_as(
-                    "UPDATE users SET name = COALESCE($2, name), \
-                     first_name = CASE WHEN $3 THEN $4 ELSE first_name END, \
-                     last_name = CASE WHEN $5 THEN $6 ELSE last_name END, \
-                     phone = CASE WHEN $7 THEN $8 ELSE phone END, \
-                     email = COALESCE($9, email) \
-                     WHERE id = $1 AND ($9 IS NULL OR password_hash = $10) RETURNING *",
-                )
-                .bind(user_id)
-                .bind(&c.name)
-                .bind(c.first_name.is_some())
-                .bind(c.first_name.as_ref().and_then(Option::as_deref))
-                .bind(c.last_name.is_some())
-                .bind(c.last_name.as_ref().and_then(Option::as_deref))
-                .bind(c.phone.is_some())
-                .bind(c.phone.as_ref().and_then(Option::as_deref))
-                .bind(&c.email)
-                .bind(&c.verified_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err($map_error)
+                retry_broken!(self, {
+                    // Each nullable column has a "write it" flag, so a value of NULL can clear it;
+                    // columns the change does not name keep what a concurrent update wrote. The
+                    // email condition makes a password change that commits first win.
+                    sqlx::query_as(
+                        "UPDATE users SET name = COALESCE($2, name), \
+                         first_name = CASE WHEN $3 THEN $4 ELSE first_name END, \
+                         last_name = CASE WHEN $5 THEN $6 ELSE last_name END, \
+                         phone = CASE WHEN $7 THEN $8 ELSE phone END, \
+                         email = COALESCE($9, email) \
+                         WHERE id = $1 AND ($9 IS NULL OR password_hash = $10) RETURNING *",
+                    )
+                    .bind(user_id)
+                    .bind(&c.name)
+                    .bind(c.first_name.is_some())
+                    .bind(c.first_name.as_ref().and_then(Option::as_deref))
+                    .bind(c.last_name.is_some())
+                    .bind(c.last_name.as_ref().and_then(Option::as_deref))
+                    .bind(c.phone.is_some())
+                    .bind(c.phone.as_ref().and_then(Option::as_deref))
+                    .bind(&c.email)
+                    .bind(&c.verified_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+                })
             }
 
             async fn all_users(&self) -> StoreResult<Vec<StoredUser>> {
-                sqlx::query_as("SELECT * FROM users ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($map_error)
+                retry_broken!(self, {
+                    sqlx::query_as("SELECT * FROM users ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($map_error)
+                })
             }
 
             async fn import_users(&self, import: &UserImport) -> StoreResult<()> {

@@ -33,6 +33,7 @@ mod process;
 mod profile;
 mod purge;
 mod races;
+mod reconnect;
 mod refresh;
 mod refresh_credential;
 mod register;

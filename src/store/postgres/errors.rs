@@ -10,6 +10,9 @@ pub(super) fn map_error(err: sqlx::Error) -> StoreError {
             Some("users_username_key") => return StoreError::Conflict("users_username_key"),
             _ => {}
         }
+        if db.code().as_deref().is_some_and(is_terminated) {
+            return StoreError::Broken(std::sync::Arc::new(err));
+        }
         if db.code().as_deref().is_some_and(is_transient) {
             return StoreError::unavailable(err);
         }
@@ -22,6 +25,12 @@ pub(super) fn map_error(err: sqlx::Error) -> StoreError {
 /// fast shutdown, a crash of another backend and a starting or stopping server answer.
 fn is_outage(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// The server ended this connection (an administrator's shutdown, a crash of another backend,
+/// or a connection failure): the statement did not run, and a fresh connection may succeed.
+fn is_terminated(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02" | "08000" | "08003" | "08006")
 }
 
 /// Outages, and the two answers with which PostgreSQL rolls a transaction back for trying again

@@ -13,6 +13,9 @@ mod rotation;
 use std::time::Duration;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
@@ -34,6 +37,35 @@ pub struct PostgresStore {
     pool: PgPool,
     rotator: Rotator,
     lookups: Lookups,
+    /// Until when (milliseconds on [`Suspect`]'s clock) pooled connections are tested before
+    /// use: set when a connection broke, since its siblings likely broke with it.
+    suspect: Arc<Suspect>,
+}
+
+/// How long after a broken connection the pool tests the connections it hands out. A restart
+/// of PostgreSQL breaks every pooled connection at once; each is then found dead by a ping
+/// instead of by a request.
+const SUSPECT_FOR: Duration = Duration::from_secs(10);
+
+/// Whether pooled connections should be tested before use, and until when.
+struct Suspect {
+    start: Instant,
+    until_ms: AtomicU64,
+}
+
+impl Suspect {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn raise(&self) {
+        let until = self.now_ms().saturating_add(SUSPECT_FOR.as_millis() as u64);
+        self.until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn active(&self) -> bool {
+        self.now_ms() < self.until_ms.load(Ordering::Relaxed)
+    }
 }
 
 impl PostgresStore {
@@ -44,12 +76,30 @@ impl PostgresStore {
                 "idle_in_transaction_session_timeout",
                 IDLE_IN_TRANSACTION_TIMEOUT.as_millis().to_string(),
             )]);
+        let suspect = Arc::new(Suspect {
+            start: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        });
+        let testing = suspect.clone();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(acquire_timeout)
-            // No ping before every query (a round trip per request): a connection the server
-            // dropped fails its query with a connection error, which is a 503, and is replaced.
+            // No ping before every query (a round trip per request). A connection the server
+            // dropped fails its statement with a broken-connection error; the store then tests
+            // connections before use for a while (`Suspect`) and runs the statement once more,
+            // on a connection that answered the test.
             .test_before_acquire(false)
+            .before_acquire(move |conn, _meta| {
+                let testing = testing.clone();
+                Box::pin(async move {
+                    if testing.active() {
+                        use sqlx::Connection;
+                        Ok(conn.ping().await.is_ok())
+                    } else {
+                        Ok(true)
+                    }
+                })
+            })
             .connect_with(options)
             .await
             .map_err(map_error)?;
@@ -59,7 +109,14 @@ impl PostgresStore {
             pool,
             rotator,
             lookups,
+            suspect,
         })
+    }
+
+    /// A connection broke: test the pooled ones before use for a while.
+    fn connection_broke(&self) {
+        tracing::warn!("a database connection broke; testing pooled connections before use");
+        self.suspect.raise();
     }
 
     /// A key lookup, coalesced with the checks that arrive with it (`lookup.rs`).

@@ -80,6 +80,9 @@ impl SqliteStore {
         row.try_into().map(Some)
     }
 
+    /// SQLite runs in-process: a broken connection is not something a fresh one fixes.
+    fn connection_broke(&self) {}
+
     async fn failures(&self, keys: &[String]) -> StoreResult<Vec<LoginFailures>> {
         // SQLite has no arrays: one key lookup each (there are two: the user's and the IP's).
         let mut found = Vec::with_capacity(keys.len());
