@@ -47,7 +47,8 @@ impl SessionService {
             Ok(_) => "success",
             Err(SessionError::InvalidCredentials) => "invalid_credentials",
             Err(SessionError::Throttled { .. }) => "throttled",
-            Err(SessionError::SessionLimit(_)) => "session_limit",
+            Err(SessionError::SessionLimit(..)) => "session_limit",
+            Err(SessionError::AppInactive | SessionError::RoleInactive) => "inactive_app_or_role",
             Err(SessionError::MissingField(_)) => "bad_request",
             Err(_) => "error",
         };
@@ -116,12 +117,20 @@ impl SessionService {
 
         let forever = request.remember_me && self.config.allow_forever_sessions;
         let view = self
-            .start_session(&user, forever, request.client, request.refresh_mode)
+            .start_session(
+                &user,
+                forever,
+                request.client,
+                request.refresh_mode,
+                request.app.as_ref(),
+            )
             .await?;
         tracing::info!(
             user_id = user.id,
             session = %short(view.session.id),
             forever,
+            app_id = view.session.app_id,
+            role_id = view.session.role_id,
             "login"
         );
         self.issue(view)

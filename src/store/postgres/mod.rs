@@ -81,6 +81,20 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A session cap's lock (`MAX_SESSIONS_PER_IP`, `MAX_SESSIONS`): logins that count against
+    /// one cap take turns from their count to their commit, so none counts before another's
+    /// insert is visible. Released with the transaction.
+    async fn lock_cap(conn: &mut sqlx::PgConnection, key: i64) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(conn)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+}
+
 /// PostgreSQL stores session ids as `uuid`.
 fn id_uuid(id: Uuid) -> Uuid {
     id
@@ -93,4 +107,5 @@ impl_store!(
     id: id_uuid,
     map_error: map_error,
     skip_locked: "FOR UPDATE SKIP LOCKED",
+    for_share: "FOR SHARE",
 );

@@ -96,6 +96,14 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Nothing to take: every write transaction here holds SQLite's one write lock from its
+    /// first statement, so the session caps are already serialised.
+    async fn lock_cap(_conn: &mut sqlx::SqliteConnection, _key: i64) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
 /// SQLite stores session ids as text.
 fn id_text(id: Uuid) -> String {
     id.to_string()
@@ -111,6 +119,18 @@ fn map_error(err: sqlx::Error) -> StoreError {
             if db.message().contains("users.username") {
                 return StoreError::Conflict("users_username_key");
             }
+            if db.message().contains("apps.name") {
+                return StoreError::Conflict("apps_name_key");
+            }
+            if db.message().contains("apps.api_key_hash") {
+                return StoreError::Conflict("apps_api_key_hash_key");
+            }
+            if db.message().contains("roles.name") {
+                return StoreError::Conflict("roles_name_key");
+            }
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::Conflict("foreign_key");
         }
         if db.message().contains("database is locked") {
             return StoreError::unavailable(err);
@@ -126,4 +146,5 @@ impl_store!(
     id: id_text,
     map_error: map_error,
     skip_locked: "",
+    for_share: "",
 );
