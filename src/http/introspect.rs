@@ -37,6 +37,7 @@ pub struct IntrospectBody {
     security(("api_key_query" = []), ("api_key_header" = []), ("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "`{\"active\": true, …}` for a good token (unexpired, its session live, not replaced by a refresh); `{\"active\": false}` for anything else, never saying why", body = Introspection),
+        (status = 400, description = "A body that is not JSON or a form, or a malformed query string", body = ErrorBody),
         (status = 401, description = "Neither an active app's API key nor an administrator's token (`introspection_unauthorized`), or the caller's own token is invalid, expired or not an administrator's", body = ErrorBody),
         (status = 403, description = "An inactive app's API key, or the caller's session was terminated", body = ErrorBody),
         (status = 422, description = "A body of the wrong shape", body = ErrorBody),

@@ -368,7 +368,9 @@ async fn admin_current(
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "The session", body = SessionInfo),
+        (status = 400, description = "A `refresh_token` that is not a string, a malformed refresh credential header or query string", body = ErrorBody),
         (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
+        (status = 403, description = "The API key sent is an inactive app's (`App is not active.`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
 )]
@@ -393,7 +395,9 @@ async fn user_refresh(
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "The session", body = SessionInfo),
+        (status = 400, description = "A `refresh_token` that is not a string, a malformed refresh credential header or query string", body = ErrorBody),
         (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
+        (status = 403, description = "The API key sent is an inactive app's (`App is not active.`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
 )]

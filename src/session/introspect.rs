@@ -6,42 +6,50 @@ use super::{Audience, SessionError, SessionService};
 use crate::store::App;
 
 /// What introspection tells about a token: everything for a good one, nothing but
-/// `active: false` for anything else (never why).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// `active: false` for anything else (never why). The fields besides `active` are present
+/// exactly when it is true; `role`, `role_id`, `app` and `app_id` are then null when the session
+/// has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
-    #[serde(flatten)]
-    pub details: Option<IntrospectedToken>,
-}
-
-/// The claims of a good token and what its session holds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct IntrospectedToken {
-    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     /// The user id as a string.
-    pub sub: String,
-    pub user_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
     /// The session id.
-    #[schema(value_type = String)]
-    pub sid: uuid::Uuid,
-    pub jti: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub forever: bool,
-    /// The session's role (name), or null.
-    pub role: Option<String>,
-    pub role_id: Option<i64>,
-    /// The name of the app whose API key the login sent, or null.
-    pub app: Option<String>,
-    pub app_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub sid: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forever: Option<bool>,
+    /// The session's role (its name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub role_id: Option<Option<i64>>,
+    /// The name of the app whose API key the login sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub app: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub app_id: Option<Option<i64>>,
 }
 
 impl Introspection {
     fn inactive() -> Self {
-        Self {
-            active: false,
-            details: None,
-        }
+        Self::default()
     }
 }
 
@@ -80,20 +88,18 @@ impl SessionService {
         };
         Ok(Introspection {
             active: true,
-            details: Some(IntrospectedToken {
-                iss: claims.iss,
-                sub: claims.sub,
-                user_id: claims.user_id,
-                sid: claims.sid,
-                jti: claims.jti,
-                iat: claims.iat,
-                exp: claims.exp,
-                forever: claims.forever,
-                role: view.session.role_name,
-                role_id: view.session.role_id,
-                app: app_name,
-                app_id: view.session.app_id,
-            }),
+            iss: Some(claims.iss),
+            sub: Some(claims.sub),
+            user_id: Some(claims.user_id),
+            sid: Some(claims.sid),
+            jti: Some(claims.jti),
+            iat: Some(claims.iat),
+            exp: Some(claims.exp),
+            forever: Some(claims.forever),
+            role: Some(view.session.role_name),
+            role_id: Some(view.session.role_id),
+            app: Some(app_name),
+            app_id: Some(view.session.app_id),
         })
     }
 }

@@ -25,7 +25,7 @@ pub use access::{LogoutBy, LogoutScope};
 pub use admin::{AdminGrant, SessionPage};
 pub use apps::{AppRequest, LaunchpadApp, RoleRequest};
 pub use error::{Reason, SessionCap, SessionError};
-pub use introspect::{IntrospectedToken, Introspection};
+pub use introspect::Introspection;
 use keys::KeyRing;
 pub use refresh::RefreshBy;
 pub use system::AccessRefusal;
