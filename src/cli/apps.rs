@@ -134,7 +134,7 @@ fn explain(err: SessionError) -> anyhow::Error {
 
 fn not_found(err: SessionError, name: &str) -> anyhow::Error {
     match err {
-        SessionError::AppNotFound => anyhow::anyhow!("no app named {name:?}"),
+        SessionError::AppNotFound(_) => anyhow::anyhow!("no app named {name:?}"),
         other => explain(other),
     }
 }

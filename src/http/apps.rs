@@ -209,8 +209,8 @@ impl<T> Records<T> {
 }
 
 /// A record id from the path; anything that is not one names no record.
-fn record_id(id: &str, missing: SessionError) -> Result<i64, SessionError> {
-    id.parse().map_err(|_| missing)
+fn record_id(id: &str, missing: fn(String) -> SessionError) -> Result<i64, SessionError> {
+    id.parse().map_err(|_| missing(id.to_owned()))
 }
 
 async fn grant(

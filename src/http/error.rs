@@ -197,9 +197,9 @@ impl From<SessionError> for ApiError {
                 "Role is not active.",
                 Reason::RoleDisabled,
             ),
-            AppNotFound | RoleNotFound => Self::new(
+            AppNotFound(id) | RoleNotFound(id) => Self::new(
                 StatusCode::NOT_FOUND,
-                "Record not found.",
+                format!("Record with identifier '{id}' not found."),
                 Value::Null,
             ),
             IntrospectionUnauthorized => Self::new(

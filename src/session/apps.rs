@@ -210,7 +210,10 @@ impl SessionService {
     }
 
     pub async fn get_app(&self, _grant: &AdminGrant, id: i64) -> Result<App, SessionError> {
-        self.store.app(id).await?.ok_or(SessionError::AppNotFound)
+        self.store
+            .app(id)
+            .await?
+            .ok_or_else(|| SessionError::AppNotFound(id.to_string()))
     }
 
     /// Creates an app with a new API key (active unless `is_active: false`).
@@ -294,7 +297,7 @@ impl SessionService {
             .update_app(id, &change, self.clock.now())
             .await
             .map_err(|e| conflict(e, "role_id"))?
-            .ok_or(SessionError::AppNotFound)?;
+            .ok_or_else(|| SessionError::AppNotFound(id.to_string()))?;
         tracing::info!(
             actor = ?grant.actor,
             app_id = id,
@@ -313,7 +316,7 @@ impl SessionService {
             .delete_app(id, now, Reason::AppDisabled.as_str())
             .await?
         {
-            return Err(SessionError::AppNotFound);
+            return Err(SessionError::AppNotFound(id.to_string()));
         }
         tracing::info!(actor = ?grant.actor, app_id = id, "app deleted");
         Ok(())
@@ -337,7 +340,10 @@ impl SessionService {
     }
 
     pub async fn get_role(&self, _grant: &AdminGrant, id: i64) -> Result<Role, SessionError> {
-        self.store.role(id).await?.ok_or(SessionError::RoleNotFound)
+        self.store
+            .role(id)
+            .await?
+            .ok_or_else(|| SessionError::RoleNotFound(id.to_string()))
     }
 
     pub async fn create_role(
@@ -396,7 +402,7 @@ impl SessionService {
             .update_role(id, &change, self.clock.now())
             .await
             .map_err(|e| conflict(e, "id"))?
-            .ok_or(SessionError::RoleNotFound)?;
+            .ok_or_else(|| SessionError::RoleNotFound(id.to_string()))?;
         tracing::info!(actor = ?grant.actor, role_id = id, active = role.is_active, "role changed");
         Ok(role)
     }
@@ -409,7 +415,7 @@ impl SessionService {
             .delete_role(id, now, Reason::RoleDisabled.as_str())
             .await?
         {
-            return Err(SessionError::RoleNotFound);
+            return Err(SessionError::RoleNotFound(id.to_string()));
         }
         tracing::info!(actor = ?grant.actor, role_id = id, "role deleted");
         Ok(())
@@ -525,7 +531,7 @@ impl SessionService {
         let app = self
             .find_app(name)
             .await?
-            .ok_or(SessionError::AppNotFound)?;
+            .ok_or_else(|| SessionError::AppNotFound(name.to_owned()))?;
         let request = AppRequest {
             is_active: Some(active),
             ..AppRequest::default()

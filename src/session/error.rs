@@ -134,10 +134,12 @@ pub enum SessionError {
     /// The role the login resolved is inactive: DreamFactory's 403 `Role is not active.`
     #[error("the role is not active")]
     RoleInactive,
+    /// No app has this id (as the request named it).
     #[error("app not found")]
-    AppNotFound,
+    AppNotFound(String),
+    /// No role has this id (as the request named it).
     #[error("role not found")]
-    RoleNotFound,
+    RoleNotFound(String),
     /// Introspection without an active app's API key or an administrator's token.
     #[error("introspection needs an API key or an administrator")]
     IntrospectionUnauthorized,

@@ -105,9 +105,10 @@ both_backends! {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 
         // Unknown records.
-        for path in ["/api/v2/system/app/999", "/api/v2/system/app/abc"] {
-            let (status, _) = app.admin_call(&admin, Method::GET, path, Value::Null).await;
+        for (path, id) in [("/api/v2/system/app/999", "999"), ("/api/v2/system/app/abc", "abc")] {
+            let (status, body) = app.admin_call(&admin, Method::GET, path, Value::Null).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(body["error"]["message"], format!("Record with identifier '{id}' not found."));
         }
         let (status, body) = app.admin_call(&admin, Method::DELETE, &format!("/api/v2/system/app/{web}"), Value::Null).await;
         assert_eq!((status, body), (StatusCode::OK, json!({ "id": web })));
