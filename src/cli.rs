@@ -1,5 +1,7 @@
 //! The `tenure` command line: serve (the default), migrate, and user administration.
 
+mod apps;
+
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -51,6 +53,16 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage apps (DreamFactory's API keys).
+    App {
+        #[command(subcommand)]
+        command: apps::AppCommand,
+    },
+    /// Manage roles.
+    Role {
+        #[command(subcommand)]
+        command: apps::RoleCommand,
     },
 }
 
@@ -185,6 +197,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Session { command } => session_command(command, config).await,
         Command::Keys { command } => keys_command(command, config).await,
+        Command::App { command } => apps::app_command(command, config).await,
+        Command::Role { command } => apps::role_command(command, config).await,
         Command::User {
             command:
                 UserCommand::Create {

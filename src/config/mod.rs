@@ -173,12 +173,32 @@ settings! {
         default: "100",
         parse: count(100_000_u32),
     }
-    /// at the cap, `evict_idle` ends the least recently seen session; `reject` refuses the
-    /// login with 409
+    /// live sessions created from one client address (after `TRUSTED_PROXIES`), FairCom's
+    /// `maxJsonApiSessionsPerIpAddress`; `off` disables it
+    max_sessions_per_ip: Option<u32> {
+        var: "MAX_SESSIONS_PER_IP",
+        default: "off",
+        parse: off_or(count(10_000_000_u32)),
+    }
+    /// live sessions in all, FairCom's `maxJsonApiSessions`; `off` disables it
+    max_sessions: Option<u32> {
+        var: "MAX_SESSIONS",
+        default: "off",
+        parse: off_or(count(1_000_000_000_u32)),
+    }
+    /// at any session cap, `evict_idle` ends the least recently seen session that counts
+    /// against it; `reject` refuses the login with 409
     session_limit_policy: SessionLimitPolicy {
         var: "SESSION_LIMIT_POLICY",
         default: "evict_idle",
         parse: choice,
+    }
+    /// every `/api/v2` call but the environment must send an active app's API key
+    /// (`X-DreamFactory-API-Key` or `?api_key=`); DreamFactory's 400 otherwise
+    require_api_key: bool {
+        var: "REQUIRE_API_KEY",
+        default: "false",
+        parse: boolean,
     }
     /// `last_seen_at` is written at most once per this interval per session
     last_seen_resolution: Duration {

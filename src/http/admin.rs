@@ -1,6 +1,8 @@
 //! Administration over HTTP: `GET/DELETE /api/v2/system/sessions`,
-//! `DELETE /api/v2/system/sessions/{id}`, `PATCH /api/v2/system/user/{id}`. Every route needs
-//! an administrator's token.
+//! `DELETE /api/v2/system/sessions/{id}`, `PATCH /api/v2/system/user/{id}` (activation, and the
+//! user's role per app). Every route needs an administrator's token.
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, patch};
@@ -39,12 +41,20 @@ pub struct AdminSessionItem {
     created_at: String,
     last_seen_at: String,
     forever: bool,
+    /// The app whose API key the login sent (null: none), and its name (null when it is gone).
+    app_id: Option<i64>,
+    app: Option<String>,
+    /// The role the session holds (its name), or null.
+    role: Option<String>,
 }
 
-impl From<SessionWithUser> for AdminSessionItem {
-    fn from(view: SessionWithUser) -> Self {
+impl AdminSessionItem {
+    fn new(view: SessionWithUser, apps: &HashMap<i64, String>) -> Self {
         let s = view.session;
         Self {
+            app: s.app_id.and_then(|id| apps.get(&id).cloned()),
+            app_id: s.app_id,
+            role: s.role_name,
             id: s.id,
             user_id: s.user_id,
             email: view.user.email,
@@ -96,7 +106,16 @@ async fn list(
         .service
         .admin_list_sessions(&grant, user_id, query.get("email"), after, limit)
         .await?;
-    let items: Vec<AdminSessionItem> = page.sessions.into_iter().map(Into::into).collect();
+    let apps = if page.sessions.iter().any(|v| v.session.app_id.is_some()) {
+        state.service.app_names().await?
+    } else {
+        HashMap::new()
+    };
+    let items: Vec<AdminSessionItem> = page
+        .sessions
+        .into_iter()
+        .map(|view| AdminSessionItem::new(view, &apps))
+        .collect();
     Ok(Json(AdminSessionPage {
         resource: items,
         next_cursor: page.next.map(encode_cursor),
@@ -166,6 +185,20 @@ pub struct UserPatch {
     #[serde(default, deserialize_with = "loose_bool_opt")]
     #[schema(value_type = bool)]
     is_active: Option<bool>,
+    /// DreamFactory's user-to-app-to-role records: the user's role for each app named (a
+    /// `role_id` of null removes it, and the app's default role applies again). The user's
+    /// sessions of those apps whose role this changes end (`role_changed`).
+    user_to_app_to_role_by_user_id: Option<Vec<UserAppRoleItem>>,
+}
+
+/// One of a user's app roles.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserAppRoleItem {
+    /// The user; ignored in a request (the path names the user).
+    #[serde(default, skip_deserializing)]
+    user_id: i64,
+    app_id: i64,
+    role_id: Option<i64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -179,11 +212,15 @@ pub struct UserItem {
     is_sys_admin: bool,
     is_active: bool,
     last_login_date: Option<String>,
+    /// The user's role for each app that has one for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_to_app_to_role_by_user_id: Option<Vec<UserAppRoleItem>>,
 }
 
 impl From<User> for UserItem {
     fn from(u: User) -> Self {
         Self {
+            user_to_app_to_role_by_user_id: None,
             id: u.id,
             email: u.email,
             username: u.username,
@@ -201,7 +238,7 @@ impl From<User> for UserItem {
     patch,
     path = "/api/v2/system/user/{id}",
     tag = "admin",
-    summary = "Deactivate (ending every session) or reactivate a user",
+    summary = "Deactivate (ending every session) or reactivate a user; set their role per app",
     request_body = UserPatch,
     params(("id" = i64, Path)),
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
@@ -216,6 +253,8 @@ impl From<User> for UserItem {
     )
 )]
 /// `{"is_active": false}` deactivates (ending every session at once); `true` reactivates.
+/// `{"user_to_app_to_role_by_user_id": [{"app_id": …, "role_id": …}]}` sets the user's role
+/// per app (null removes it).
 async fn update_user(
     State(state): State<AppState>,
     token: SessionToken,
@@ -224,14 +263,49 @@ async fn update_user(
 ) -> Result<Json<UserItem>, ApiError> {
     let grant = state.service.authorize_admin(token.0.as_deref()).await?;
     let id: i64 = id.parse().map_err(|_| SessionError::UserNotFound)?;
-    let active = body
-        .is_active
-        .ok_or_else(|| ApiError::bad_request("Nothing to change: send is_active."))?;
-    let user = state
-        .service
-        .admin_set_user_active(&grant, id, active)
-        .await?;
-    Ok(Json(user.into()))
+    if body.is_active.is_none() && body.user_to_app_to_role_by_user_id.is_none() {
+        return Err(ApiError::bad_request(
+            "Nothing to change: send is_active or user_to_app_to_role_by_user_id.",
+        ));
+    }
+    let roles = match body.user_to_app_to_role_by_user_id {
+        Some(items) => {
+            let assignments: Vec<(i64, Option<i64>)> =
+                items.iter().map(|i| (i.app_id, i.role_id)).collect();
+            Some(
+                state
+                    .service
+                    .set_user_roles(&grant, id, &assignments)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let user = match body.is_active {
+        Some(active) => {
+            state
+                .service
+                .admin_set_user_active(&grant, id, active)
+                .await?
+        }
+        None => state
+            .service
+            .admin_user(&grant, id)
+            .await?
+            .ok_or(SessionError::UserNotFound)?,
+    };
+    let mut item = UserItem::from(user);
+    item.user_to_app_to_role_by_user_id = roles.map(|roles| {
+        roles
+            .into_iter()
+            .map(|r| UserAppRoleItem {
+                user_id: r.user_id,
+                app_id: r.app_id,
+                role_id: Some(r.role_id),
+            })
+            .collect()
+    });
+    Ok(Json(item))
 }
 
 fn encode_cursor((created_at, id): (UnixTime, Uuid)) -> String {

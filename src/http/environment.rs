@@ -1,5 +1,6 @@
 //! `GET /api/v2/system/environment`: what clients and operators check. Open to everyone;
-//! `platform` only for an authenticated caller, with more for an administrator. Never a secret.
+//! `platform` only for an authenticated caller, with more for an administrator; `apps` as a
+//! DreamFactory launchpad lists them, never an API key. Never a secret.
 //! An expired token reads as anonymous (DreamFactory answers 401), so DreamFactory's clients,
 //! which read this on start-up outside their refresh logic, keep a forever session on reload.
 
@@ -21,7 +22,7 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/api/v2/system/environment",
     tag = "environment",
-    summary = "What clients and operators check; `platform` only for a valid token, more for an administrator; an expired token reads as anonymous",
+    summary = "What clients and operators check; `apps` as a launchpad lists them (active apps with a default role, plus a user's own, every active one for an administrator; never a key); `platform` only for a valid token, more for an administrator; an expired token reads as anonymous",
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "OK (also for an expired token of a live session, as for an anonymous caller)", body = Object),
@@ -54,7 +55,7 @@ async fn environment(
             "refresh_reuse_grace_seconds": config.refresh_reuse_grace.as_secs(),
             "session_idle_ttl_seconds": config.session_idle_ttl.map(|d| d.as_secs()),
         },
-        "apps": [],
+        "apps": state.service.launchpad_apps(caller.as_ref().map(|c| &c.view.user)).await?,
     });
     if let Some(caller) = caller {
         let mut platform = json!({

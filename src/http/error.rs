@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::session::{AccessRefusal, Reason, SessionError};
+use crate::session::{AccessRefusal, Reason, SessionCap, SessionError};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -166,13 +166,47 @@ impl From<SessionError> for ApiError {
                     Reason::Throttled,
                 )
             },
-            SessionLimit(max) => Self::with_reason(
-                StatusCode::CONFLICT,
-                format!(
-                    "Session limit reached: this user already has {max} active sessions. \
-                     Log out on another device first."
-                ),
-                Reason::SessionLimit,
+            SessionLimit(cap, max) => {
+                let message = match cap {
+                    SessionCap::PerUser => format!(
+                        "Session limit reached: this user already has {max} active sessions. \
+                         Log out on another device first."
+                    ),
+                    SessionCap::PerIp => format!(
+                        "Session limit reached: {max} sessions are already active from this \
+                         address. Log out on another device first."
+                    ),
+                    SessionCap::Total => format!(
+                        "Session limit reached: the service already has {max} active \
+                         sessions. Try again later."
+                    ),
+                };
+                Self::new(
+                    StatusCode::CONFLICT,
+                    message,
+                    json!({ "reason": cap.reason().as_str(), "limit": cap.var(), "max": max }),
+                )
+            }
+            AppInactive => Self::with_reason(
+                StatusCode::FORBIDDEN,
+                "App is not active.",
+                Reason::AppDisabled,
+            ),
+            RoleInactive => Self::with_reason(
+                StatusCode::FORBIDDEN,
+                "Role is not active.",
+                Reason::RoleDisabled,
+            ),
+            AppNotFound(id) | RoleNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                format!("Record with identifier '{id}' not found."),
+                Value::Null,
+            ),
+            IntrospectionUnauthorized => Self::new(
+                unauthorized,
+                "Token introspection needs an active app's API key or an administrator's \
+                 session token.",
+                json!({ "reason": "introspection_unauthorized" }),
             ),
             SessionNotFound => Self::new(StatusCode::NOT_FOUND, "Session not found.", Value::Null),
             UserNotFound => Self::new(StatusCode::NOT_FOUND, "User not found.", Value::Null),
@@ -194,7 +228,7 @@ impl From<SessionError> for ApiError {
                          header. You can also use URL query parameters session_token and/or \
                          api_key.",
                     ),
-                    AccessRefusal::NoApiKey => (
+                    AccessRefusal::NoApiKey | AccessRefusal::UnknownApiKey => (
                         StatusCode::BAD_REQUEST,
                         "No API Key provided. Please provide a valid API Key using \
                          X-DreamFactory-API-Key request header or 'api_key' url query parameter.",
@@ -220,7 +254,7 @@ impl From<SessionError> for ApiError {
                     json!({ "reason": "unavailable" }),
                 )
             }
-            Store(_) | Signing(_) | Password(_) => {
+            Store(_) | Signing(_) | Password(_) | Randomness(_) => {
                 tracing::error!(cause = %cause_chain(&err), "internal error");
                 Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)
             }

@@ -3,10 +3,13 @@
 
 mod account;
 mod admin;
+pub mod api_key;
+mod apps;
 mod environment;
 pub mod error;
 pub mod extract;
 mod health;
+mod introspect;
 mod jwks;
 pub mod metrics;
 pub mod openapi;
@@ -100,6 +103,8 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(register::router())
         .merge(profile::router())
+        .merge(apps::router())
+        .merge(introspect::router())
         .merge(system::router())
         .merge(environment::router())
         .merge(health::router())
@@ -114,6 +119,12 @@ pub fn app(state: AppState) -> Router {
             refresh::csrf_guard,
         ))
         .layer(middleware::from_fn(refresh::credential_only_at_refresh))
+        // The API key of every `/api/v2` call but the environment's: an inactive app's is
+        // refused, and with REQUIRE_API_KEY a missing or unknown one.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            api_key::guard,
+        ))
         .with_state(state)
         // Inner layers first, each in its own `layer` call, which turns its answers back into
         // plain responses for the next.

@@ -8,7 +8,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, environment, error, health, jwks, metrics, profile, register, session, sessions, system,
+    admin, apps, environment, error, health, introspect, jwks, metrics, profile, register, session,
+    sessions, system,
 };
 use super::{AppState, SuccessBody};
 
@@ -46,6 +47,17 @@ use super::{AppState, SuccessBody};
         profile::admin_update_put,
         profile::admin_update_patch,
         environment::environment,
+        apps::list_apps,
+        apps::create_apps,
+        apps::get_app,
+        apps::update_app,
+        apps::delete_app,
+        apps::list_roles,
+        apps::create_roles,
+        apps::get_role,
+        apps::update_role,
+        apps::delete_role,
+        introspect::introspect,
         system::get_resource,
         system::post_resource,
         system::put_resource,
@@ -69,7 +81,8 @@ use super::{AppState, SuccessBody};
         (name = "sessions", description = "The caller's own sessions and password"),
         (name = "profile", description = "DreamFactory's profile API"),
         (name = "admin", description = "System administrators only"),
-        (name = "keys", description = "Token verification for other services"),
+        (name = "apps", description = "DreamFactory's apps (API keys) and roles; system administrators only"),
+        (name = "keys", description = "Token verification for other services: the JWKS and introspection"),
         (name = "environment", description = "What clients and operators check"),
         (name = "system", description = "DreamFactory's system resources tenure does not serve"),
         (name = "health", description = "Probes and metrics"),
@@ -77,7 +90,8 @@ use super::{AppState, SuccessBody};
 )]
 pub struct ApiDoc;
 
-/// The three places a session token may come from, in DreamFactory's order.
+/// The three places a session token may come from, in DreamFactory's order, and the two an
+/// API key may.
 struct TokenSources;
 
 impl Modify for TokenSources {
@@ -101,6 +115,15 @@ impl Modify for TokenSources {
         components.add_security_scheme(
             "session_token_query",
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("session_token"))),
+        );
+        // An app's API key, in DreamFactory's order: the query, then the header.
+        components.add_security_scheme(
+            "api_key_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("api_key"))),
+        );
+        components.add_security_scheme(
+            "api_key_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-DreamFactory-API-Key"))),
         );
     }
 }

@@ -49,7 +49,7 @@ pub struct Profile {
     phone: Option<String>,
     /// Always null: tenure has no security questions.
     security_question: Option<String>,
-    /// Always null: tenure has no apps yet.
+    /// Always null: tenure keeps no default app per user.
     default_app_id: Option<i64>,
     /// Always `""`: tenure has no OAuth logins.
     oauth_provider: String,

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::api_key::CallerApp;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{loose_bool, ApiBody, Client, Query, SessionToken};
 use super::refresh::{
@@ -72,6 +73,12 @@ pub struct SessionInfo {
     host: String,
     /// The token's real expiry (DreamFactory prints now + TTL).
     token_expiry_date: String,
+    /// The session's role, when the login sent an app's API key that gave one (the user's
+    /// role for the app, else the app's default role); also the token's `role` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_id: Option<i64>,
     /// The refresh credential, for a session in body mode (`X-Tenure-Refresh: body`) only:
     /// present it to `PUT` in `X-Tenure-Refresh-Token` or as `{"refresh_token": …}`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,8 +92,11 @@ impl SessionInfo {
             .filter(|grant| grant.mode == RefreshMode::Body)
             .map(|grant| grant.credential);
         let user = auth.view.user;
+        let session = auth.view.session;
         Self {
             refresh_token,
+            role: session.role_name,
+            role_id: session.role_id,
             session_id: auth.token.clone(),
             session_token: auth.token,
             id: user.id,
@@ -144,6 +154,7 @@ async fn login(
     state: AppState,
     audience: Audience,
     client: Client,
+    app: CallerApp,
     headers: HeaderMap,
     body: LoginBody,
 ) -> Result<Response, ApiError> {
@@ -154,6 +165,7 @@ async fn login(
         remember_me: body.remember_me,
         client: client.0,
         refresh_mode: requested_mode(&headers)?,
+        app: app.0,
     };
     let auth = state.service.login(request, audience).await?;
     Ok(session_response(&state, audience, auth))
@@ -258,7 +270,8 @@ async fn logout(
         (status = 200, description = "The session", body = SessionInfo),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "Invalid credentials", body = ErrorBody),
-        (status = 409, description = "At the session cap with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
+        (status = 403, description = "`App is not active.` (the API key sent is an inactive app's) or `Role is not active.` (the role the app gives is inactive)", body = ErrorBody),
+        (status = 409, description = "At a session cap (`MAX_SESSIONS_PER_USER`, `MAX_SESSIONS_PER_IP`, `MAX_SESSIONS`; `context.limit` names it) with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
         (status = 413, description = "A body over 64 KiB", body = ErrorBody),
         (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
         (status = 429, description = "Too many failed logins; wait `Retry-After` seconds", body = ErrorBody),
@@ -268,10 +281,11 @@ async fn logout(
 async fn user_login(
     State(state): State<AppState>,
     client: Client,
+    app: CallerApp,
     headers: HeaderMap,
     ApiBody(body): ApiBody<LoginBody>,
 ) -> Result<Response, ApiError> {
-    login(state, Audience::User, client, headers, body).await
+    login(state, Audience::User, client, app, headers, body).await
 }
 
 #[utoipa::path(
@@ -284,7 +298,8 @@ async fn user_login(
         (status = 200, description = "The session", body = SessionInfo),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 401, description = "Invalid credentials", body = ErrorBody),
-        (status = 409, description = "At the session cap with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
+        (status = 403, description = "`App is not active.` (the API key sent is an inactive app's) or `Role is not active.` (the role the app gives is inactive)", body = ErrorBody),
+        (status = 409, description = "At a session cap (`MAX_SESSIONS_PER_USER`, `MAX_SESSIONS_PER_IP`, `MAX_SESSIONS`; `context.limit` names it) with SESSION_LIMIT_POLICY=reject", body = ErrorBody),
         (status = 413, description = "A body over 64 KiB", body = ErrorBody),
         (status = 422, description = "A JSON body of the wrong shape", body = ErrorBody),
         (status = 429, description = "Too many failed logins; wait `Retry-After` seconds", body = ErrorBody),
@@ -294,10 +309,11 @@ async fn user_login(
 async fn admin_login(
     State(state): State<AppState>,
     client: Client,
+    app: CallerApp,
     headers: HeaderMap,
     ApiBody(body): ApiBody<LoginBody>,
 ) -> Result<Response, ApiError> {
-    login(state, Audience::Admin, client, headers, body).await
+    login(state, Audience::Admin, client, app, headers, body).await
 }
 
 #[utoipa::path(
@@ -352,7 +368,9 @@ async fn admin_current(
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "The session", body = SessionInfo),
+        (status = 400, description = "A `refresh_token` that is not a string, a malformed refresh credential header or query string", body = ErrorBody),
         (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
+        (status = 403, description = "The API key sent is an inactive app's (`App is not active.`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
 )]
@@ -377,7 +395,9 @@ async fn user_refresh(
     security(("bearer" = []), ("session_token_header" = []), ("session_token_query" = [])),
     responses(
         (status = 200, description = "The session", body = SessionInfo),
+        (status = 400, description = "A `refresh_token` that is not a string, a malformed refresh credential header or query string", body = ErrorBody),
         (status = 401, description = "Refresh refused (`Token refresh failed. …`); `context.reason` says why", body = ErrorBody),
+        (status = 403, description = "The API key sent is an inactive app's (`App is not active.`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry after `Retry-After`", body = ErrorBody)
     )
 )]

@@ -1,6 +1,8 @@
 //! The caller's own sessions and password: `GET /api/v2/user/sessions`,
 //! `DELETE /api/v2/user/sessions/{id}`, `POST /api/v2/user/password`.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -33,11 +35,16 @@ pub struct SessionItem {
     last_seen_at: String,
     forever: bool,
     current: bool,
+    /// The app whose API key the login sent (null: none), and its name (null when it is gone).
+    app_id: Option<i64>,
+    app: Option<String>,
 }
 
 impl SessionItem {
-    fn new(session: Session, current: Uuid) -> Self {
+    fn new(session: Session, current: Uuid, apps: &HashMap<i64, String>) -> Self {
         Self {
+            app: session.app_id.and_then(|id| apps.get(&id).cloned()),
+            app_id: session.app_id,
             current: session.id == current,
             id: session.id,
             device: session.device,
@@ -75,9 +82,14 @@ async fn list(
     token: SessionToken,
 ) -> Result<Json<SessionList>, ApiError> {
     let (current, sessions) = state.service.my_sessions(token.0.as_deref()).await?;
+    let apps = if sessions.iter().any(|s| s.app_id.is_some()) {
+        state.service.app_names().await?
+    } else {
+        HashMap::new()
+    };
     let items: Vec<SessionItem> = sessions
         .into_iter()
-        .map(|s| SessionItem::new(s, current))
+        .map(|s| SessionItem::new(s, current, &apps))
         .collect();
     Ok(Json(SessionList { resource: items }))
 }

@@ -1,20 +1,20 @@
-//! DreamFactory's system resources that tenure does not serve (`lookup`, `service`, `role`,
-//! `cors`, `config`, …, and anything else under `/api/v2/system/` that no other module
-//! routes). They answer as df-core's `AccessCheck` does, never 404: DreamFactory's admin
+//! DreamFactory's system resources that tenure does not serve (`lookup`, `service`, `cors`,
+//! `config`, …, and anything else under `/api/v2/system/` that no other module routes, and
+//! the methods tenure does not serve on `app` and `role`). They answer as df-core's `AccessCheck` does, never 404: DreamFactory's admin
 //! interface reads `GET /api/v2/system/lookup` on every page load and replaces the page with
 //! an error on a 403 or 404, while it ignores a 400. Past the check (an administrator),
 //! `lookup` is an empty list and everything else a 400 saying tenure does not serve it.
 
-use axum::extract::{FromRequestParts, RawPathParams, State};
-use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::extract::{RawPathParams, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::api_key::CallerApp;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Query, SessionToken};
+use super::extract::SessionToken;
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -65,25 +65,6 @@ const DREAMFACTORY_RESOURCES: &[&str] = &[
     "user",
 ];
 
-/// Whether the request names an API key: a non-blank `api_key` query parameter or
-/// `X-DreamFactory-API-Key` header (DreamFactory reads them in that order). tenure has no apps
-/// yet, so any key counts; it grants nothing, but it changes which refusal applies.
-struct ApiKey(bool);
-
-impl<S: Send + Sync> FromRequestParts<S> for ApiKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let query = Query::parse(parts.uri.query())?;
-        let in_query = query.get("api_key").is_some_and(|k| !k.trim().is_empty());
-        let in_header = parts
-            .headers
-            .get("x-dreamfactory-api-key")
-            .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
-        Ok(Self(in_query || in_header))
-    }
-}
-
 /// `{"resource": []}`: DreamFactory's list wrapper, empty.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EmptyList {
@@ -91,20 +72,36 @@ pub struct EmptyList {
     resource: Vec<Value>,
 }
 
+/// The answer to a method tenure does not serve on a system resource it serves others on
+/// (`PUT /api/v2/system/app`, `POST /api/v2/system/role/3`, …): the same as for the resources
+/// it does not serve at all.
+pub async fn unserved_method(
+    State(state): State<AppState>,
+    method: Method,
+    token: SessionToken,
+    app: CallerApp,
+    uri: Uri,
+) -> Result<Json<EmptyList>, ApiError> {
+    let rest = uri.path().trim_start_matches("/api/v2/system/");
+    let (resource, id) = match rest.split_once('/') {
+        Some((resource, id)) => (resource, Some(id)),
+        None => (rest, None),
+    };
+    answer(state, method, token, app, resource, id).await
+}
+
 async fn answer(
     state: AppState,
     method: Method,
     token: SessionToken,
-    api_key: ApiKey,
-    params: RawPathParams,
+    app: CallerApp,
+    resource: &str,
+    id: Option<&str>,
 ) -> Result<Json<EmptyList>, ApiError> {
     state
         .service
-        .system_administrator(token.0.as_deref(), api_key.0)
+        .system_administrator(token.0.as_deref(), app.0.is_some())
         .await?;
-    let param = |name| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v);
-    let resource = param("resource").unwrap_or_default();
-    let id = param("id");
     let reading = method == Method::GET || method == Method::HEAD;
     match (resource, id) {
         ("lookup", None) if reading => return Ok(Json(EmptyList { resource: vec![] })),
@@ -171,11 +168,13 @@ macro_rules! unserved {
             State(state): State<AppState>,
             method: Method,
             token: SessionToken,
-            api_key: ApiKey,
+            app: CallerApp,
             // Not `Path`: utoipa reads `Path`'s type for the parameters, documented above.
             params: RawPathParams,
         ) -> Result<Json<EmptyList>, ApiError> {
-            answer(state, method, token, api_key, params).await
+            let param = |name| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v);
+            let resource = param("resource").unwrap_or_default();
+            answer(state, method, token, app, resource, param("id")).await
         }
     )+};
 }

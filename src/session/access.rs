@@ -158,6 +158,17 @@ impl SessionService {
         token: &str,
         allow_expired: bool,
     ) -> Result<(Claims, SessionWithUser), SessionError> {
+        self.authenticate_with(token, allow_expired, true).await
+    }
+
+    /// [`Self::authenticate`]; `touch` says whether a good token marks its session seen (not
+    /// when another service asks about it: introspection is not use).
+    pub(super) async fn authenticate_with(
+        &self,
+        token: &str,
+        allow_expired: bool,
+        touch: bool,
+    ) -> Result<(Claims, SessionWithUser), SessionError> {
         let now = self.clock.now();
         let claims = self
             .keys
@@ -169,7 +180,7 @@ impl SessionService {
         self.hasher.note_request();
         let expired = claims.is_expired(now);
         let idle_cutoff = self.idle_cutoff(now);
-        let touch = (!expired).then_some(Touch {
+        let touch = (touch && !expired).then_some(Touch {
             gen: claims.gen,
             now,
             older_than: now - self.last_seen_resolution(),

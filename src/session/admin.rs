@@ -15,7 +15,7 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 #[derive(Debug, Clone)]
 pub struct AdminGrant {
     /// The administrator's user id; `None` for the operator.
-    actor: Option<i64>,
+    pub(super) actor: Option<i64>,
 }
 
 impl AdminGrant {
@@ -120,6 +120,15 @@ impl SessionService {
             .ok_or(SessionError::UserNotFound)?;
         tracing::info!(actor = ?grant.actor, user_id, active, "user activation changed");
         Ok(user)
+    }
+
+    /// A user by id.
+    pub async fn admin_user(
+        &self,
+        _grant: &AdminGrant,
+        user_id: i64,
+    ) -> Result<Option<User>, SessionError> {
+        Ok(self.store.user_by_id(user_id).await?)
     }
 
     /// How many sessions are live right now (for the metrics gauge).

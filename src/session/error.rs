@@ -39,6 +39,16 @@ pub enum Reason {
     RefreshTokenNotAllowedHere,
     /// A request carrying the refresh cookie failed the CSRF checks.
     Csrf,
+    /// Ended to make room for a newer login from the same address (`MAX_SESSIONS_PER_IP`).
+    IpSessionLimit,
+    /// Ended to make room for a newer login (`MAX_SESSIONS`).
+    TotalSessionLimit,
+    /// The API key sent is an inactive app's; or the session's app was deactivated or deleted.
+    AppDisabled,
+    /// The role is inactive; or the session's role was deactivated or deleted.
+    RoleDisabled,
+    /// The session's role changed (renamed, reassigned, or the app's default changed).
+    RoleChanged,
 }
 
 impl Reason {
@@ -62,6 +72,11 @@ impl Reason {
             Self::RefreshCredentialRequired => "refresh_credential_required",
             Self::RefreshTokenNotAllowedHere => "refresh_token_not_allowed_here",
             Self::Csrf => "csrf",
+            Self::IpSessionLimit => "ip_session_limit",
+            Self::TotalSessionLimit => "total_session_limit",
+            Self::AppDisabled => "app_disabled",
+            Self::RoleDisabled => "role_disabled",
+            Self::RoleChanged => "role_changed",
         }
     }
 
@@ -73,6 +88,11 @@ impl Reason {
             Some("session_limit") => Self::SessionLimit,
             Some("password_changed") => Self::PasswordChanged,
             Some("user_inactive") => Self::UserInactive,
+            Some("ip_session_limit") => Self::IpSessionLimit,
+            Some("total_session_limit") => Self::TotalSessionLimit,
+            Some("app_disabled") => Self::AppDisabled,
+            Some("role_disabled") => Self::RoleDisabled,
+            Some("role_changed") => Self::RoleChanged,
             _ => Self::Revoked,
         }
     }
@@ -106,8 +126,23 @@ pub enum SessionError {
     RegistrationDisabled,
     #[error("too many failed logins; retry in {retry_after} s")]
     Throttled { retry_after: i64 },
-    #[error("session limit of {0} reached")]
-    SessionLimit(u32),
+    #[error("session limit of {1} reached ({0:?})")]
+    SessionLimit(SessionCap, u32),
+    /// The API key sent is an inactive app's: DreamFactory's 403 `App is not active.`
+    #[error("the app is not active")]
+    AppInactive,
+    /// The role the login resolved is inactive: DreamFactory's 403 `Role is not active.`
+    #[error("the role is not active")]
+    RoleInactive,
+    /// No app has this id (as the request named it).
+    #[error("app not found")]
+    AppNotFound(String),
+    /// No role has this id (as the request named it).
+    #[error("role not found")]
+    RoleNotFound(String),
+    /// Introspection without an active app's API key or an administrator's token.
+    #[error("introspection needs an API key or an administrator")]
+    IntrospectionUnauthorized,
     #[error("session not found")]
     SessionNotFound,
     #[error("user not found")]
@@ -130,8 +165,42 @@ pub enum SessionError {
     Store(#[source] StoreError),
     #[error("signing a token failed")]
     Signing(#[from] KeyError),
+    /// The operating system gave no randomness (for a new API key).
+    #[error("no randomness")]
+    Randomness(#[source] getrandom::Error),
     #[error("password hashing failed")]
     Password(#[from] PasswordError),
+}
+
+/// Which session cap a login hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCap {
+    /// `MAX_SESSIONS_PER_USER`.
+    PerUser,
+    /// `MAX_SESSIONS_PER_IP`.
+    PerIp,
+    /// `MAX_SESSIONS`.
+    Total,
+}
+
+impl SessionCap {
+    /// The variable that sets it.
+    pub fn var(self) -> &'static str {
+        match self {
+            Self::PerUser => "MAX_SESSIONS_PER_USER",
+            Self::PerIp => "MAX_SESSIONS_PER_IP",
+            Self::Total => "MAX_SESSIONS",
+        }
+    }
+
+    /// The reason of a refusal, and of the sessions it evicts.
+    pub fn reason(self) -> Reason {
+        match self {
+            Self::PerUser => Reason::SessionLimit,
+            Self::PerIp => Reason::IpSessionLimit,
+            Self::Total => Reason::TotalSessionLimit,
+        }
+    }
 }
 
 impl SessionError {

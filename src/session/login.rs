@@ -47,7 +47,8 @@ impl SessionService {
             Ok(_) => "success",
             Err(SessionError::InvalidCredentials) => "invalid_credentials",
             Err(SessionError::Throttled { .. }) => "throttled",
-            Err(SessionError::SessionLimit(_)) => "session_limit",
+            Err(SessionError::SessionLimit(..)) => "session_limit",
+            Err(SessionError::AppInactive | SessionError::RoleInactive) => "inactive_app_or_role",
             Err(SessionError::MissingField(_)) => "bad_request",
             Err(_) => "error",
         };
@@ -121,6 +122,7 @@ impl SessionService {
                 request.client.clone(),
                 request.refresh_mode,
                 verified.upgraded,
+                request.app.as_ref(),
             )
             .await;
         let view = match started {
@@ -143,6 +145,7 @@ impl SessionService {
                             request.client,
                             request.refresh_mode,
                             again.upgraded,
+                            request.app.as_ref(),
                         )
                         .await?
                     }
@@ -155,6 +158,8 @@ impl SessionService {
             user_id = view.user.id,
             session = %short(view.session.id),
             forever,
+            app_id = view.session.app_id,
+            role_id = view.session.role_id,
             "login"
         );
         self.issue(view)

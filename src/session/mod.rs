@@ -3,8 +3,10 @@
 
 mod access;
 mod admin;
+pub mod apps;
 mod error;
 mod import;
+mod introspect;
 pub mod keys;
 mod login;
 pub mod purge;
@@ -22,8 +24,10 @@ use uuid::Uuid;
 
 pub use access::{LogoutBy, LogoutScope};
 pub use admin::{AdminGrant, SessionPage};
-pub use error::{Reason, SessionError};
+pub use apps::{AppRequest, LaunchpadApp, RoleRequest};
+pub use error::{Reason, SessionCap, SessionError};
 pub use import::{ImportReport, ImportRow, LoginDisabled, Refusal};
+pub use introspect::Introspection;
 use keys::KeyRing;
 pub use refresh::RefreshBy;
 pub use system::AccessRefusal;
@@ -33,7 +37,9 @@ pub use users::ProfileRequest;
 use crate::clock::{Clock, Seconds, UnixTime};
 use crate::config::{Config, SessionLimitPolicy};
 use crate::password::PasswordHasherPool;
-use crate::store::{Liveness, NewSession, SessionLimit, SessionWithUser, Store, StoreError, User};
+use crate::store::{
+    App, Cap, Liveness, NewSession, SessionLimit, SessionWithUser, Store, StoreError, User,
+};
 
 /// Longest accepted values, so nothing unbounded reaches the database.
 const MAX_FIELD_CHARS: usize = 255;
@@ -50,6 +56,9 @@ pub struct LoginRequest {
     /// A refresh credential besides the token (`X-Tenure-Refresh`); none for DreamFactory's
     /// flow.
     pub refresh_mode: Option<RefreshMode>,
+    /// The app whose active API key the request sent ([`SessionService::resolve_api_key`]):
+    /// the session remembers it and takes its role from it.
+    pub app: Option<App>,
 }
 
 /// How a session's refresh credential travels, chosen at login.
@@ -184,6 +193,7 @@ impl SessionService {
         client: ClientInfo,
         refresh_mode: Option<RefreshMode>,
         upgraded_hash: Option<String>,
+        app: Option<&App>,
     ) -> Result<SessionWithUser, SessionError> {
         let now = self.clock.now();
         let new = NewSession {
@@ -202,11 +212,24 @@ impl SessionService {
             user_agent: client.user_agent.map(|d| truncate(&d, MAX_FIELD_CHARS)),
             ip: client.ip,
             refresh_mode: refresh_mode.map(|m| m.as_str().to_owned()),
+            app_id: app.map(|a| a.id),
+        };
+        let cap = |max: Option<u32>, kind: SessionCap| {
+            max.map(|max| Cap {
+                max,
+                evict_reason: kind.reason().as_str(),
+            })
         };
         let limit = SessionLimit {
             max: self.config.max_sessions_per_user,
             reject: self.config.session_limit_policy == SessionLimitPolicy::Reject,
-            evict_reason: Reason::SessionLimit.as_str(),
+            evict_reason: SessionCap::PerUser.reason().as_str(),
+            per_ip: cap(self.config.max_sessions_per_ip, SessionCap::PerIp),
+            total: cap(self.config.max_sessions, SessionCap::Total),
+        };
+        let refused = |kind: SessionCap, max: Option<u32>| {
+            tracing::info!(limit = kind.var(), "login refused at a session cap");
+            Err(SessionError::SessionLimit(kind, max.unwrap_or_default()))
         };
         match self
             .store
@@ -214,8 +237,16 @@ impl SessionService {
             .await
         {
             Ok(view) => Ok(view),
-            Err(StoreError::LimitReached) => Err(SessionError::SessionLimit(limit.max)),
+            Err(StoreError::LimitReached) => refused(SessionCap::PerUser, Some(limit.max)),
+            Err(StoreError::IpLimitReached) => {
+                refused(SessionCap::PerIp, self.config.max_sessions_per_ip)
+            }
+            Err(StoreError::TotalLimitReached) => {
+                refused(SessionCap::Total, self.config.max_sessions)
+            }
             Err(StoreError::UserChanged) => Err(SessionError::InvalidCredentials),
+            Err(StoreError::AppInactive) => Err(SessionError::AppInactive),
+            Err(StoreError::RoleInactive) => Err(SessionError::RoleInactive),
             Err(other) => Err(other.into()),
         }
     }

@@ -1,11 +1,11 @@
 //! DreamFactory's `system` service as tenure answers it: who reads the environment, and
 //! df-core's `AccessCheck` for the system resources tenure does not serve.
 
-use super::{Audience, Authenticated, SessionError, SessionService};
+use super::{AdminGrant, Audience, Authenticated, SessionError, SessionService};
 
 /// Why df-core's `AccessCheck` refuses a request for a resource the caller has no role for,
-/// in the order it checks. tenure has no apps and no roles yet, so only administrators get
-/// past it.
+/// in the order it checks. tenure keeps no service access rules, so only administrators get
+/// past it to the system resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessRefusal {
     /// Neither a session token nor an API key was sent.
@@ -16,6 +16,8 @@ pub enum AccessRefusal {
     NoSessionToken,
     /// A non-administrator's token and an API key: no role grants access.
     RoleNotFound,
+    /// `REQUIRE_API_KEY`: a key was sent, but no app has it (answered as a missing key).
+    UnknownApiKey,
 }
 
 impl AccessRefusal {
@@ -26,6 +28,7 @@ impl AccessRefusal {
             Self::NoApiKey => "api_key_required",
             Self::NoSessionToken => "session_token_required",
             Self::RoleNotFound => "role_not_found",
+            Self::UnknownApiKey => "api_key_unknown",
         }
     }
 }
@@ -48,8 +51,8 @@ impl SessionService {
 
     /// df-core's `AccessCheck` for a system resource no role grants: token errors first (as
     /// everywhere), then the refusals of [`AccessRefusal`] in its order. `api_key` says whether
-    /// the request names one (any key: tenure has no apps yet). Answers the administrator who
-    /// may go on.
+    /// the request sent an active app's key (an unknown key is no key, as in DreamFactory; an
+    /// inactive app's was refused before). Answers the administrator who may go on.
     pub async fn system_administrator(
         &self,
         token: Option<&str>,
@@ -71,5 +74,20 @@ impl SessionService {
             }
         };
         Err(SessionError::AccessRefused(refusal))
+    }
+}
+
+impl SessionService {
+    /// [`Self::system_administrator`] as a grant to administer apps and roles, which are
+    /// DreamFactory system resources and so are refused as df-core's `AccessCheck` refuses.
+    pub async fn system_grant(
+        &self,
+        token: Option<&str>,
+        api_key: bool,
+    ) -> Result<AdminGrant, SessionError> {
+        let admin = self.system_administrator(token, api_key).await?;
+        Ok(AdminGrant {
+            actor: Some(admin.view.user.id),
+        })
     }
 }

@@ -2,7 +2,7 @@
 //! verifier (never read from the token).
 //!
 //! Signatures are deterministic (HS256 and Ed25519) and every claim of a token derives from the session row
-//! (`sid`, `gen`, `rotated_at`, `forever`) and the configured TTL, so minting the token of one
+//! (`sid`, `gen`, `rotated_at`, `forever`, `role_name`) and the configured TTL, so minting the token of one
 //! rotation twice gives byte-identical tokens: that is what lets racing refreshes agree.
 
 use std::collections::HashSet;
@@ -36,6 +36,10 @@ pub struct Claims {
     pub nbf: UnixTime,
     pub exp: UnixTime,
     pub forever: bool,
+    /// The session's role (its name), when it has one: a login through an app's API key that
+    /// resolved a role. Services that verify tokens through the JWKS authorise on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl Claims {
@@ -52,6 +56,8 @@ impl Claims {
             nbf: session.rotated_at,
             exp: session.rotated_at.saturating_add(ttl_seconds),
             forever: session.forever,
+            // Stored on the session at login, so every token of one rotation is the same.
+            role: session.role_name.clone(),
         }
     }
 
@@ -258,6 +264,9 @@ mod tests {
             revoked_at: None,
             revoke_reason: None,
             refresh_mode: None,
+            app_id: None,
+            role_id: None,
+            role_name: None,
         }
     }
 
@@ -272,6 +281,26 @@ mod tests {
         assert_eq!(claims.exp - claims.iat, 60);
         assert_eq!(claims.sub, "7");
         assert!(claims.forever);
+        assert_eq!(claims.role, None);
+        assert!(!claims_json(&a).contains("\"role\""), "no role, no claim");
+    }
+
+    fn claims_json(token: &str) -> String {
+        let payload = token.split('.').nth(1).unwrap();
+        String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_sessions_role_is_a_claim_and_stays_deterministic() {
+        let keys = SigningKey::hs256("k1", SECRET, 0, 0).unwrap();
+        let mut s = session();
+        s.role_id = Some(3);
+        s.role_name = Some("app-users".into());
+        let a = keys.sign(&Claims::for_session(&s, 60)).unwrap();
+        assert_eq!(a, keys.sign(&Claims::for_session(&s, 60)).unwrap());
+        assert!(claims_json(&a).contains("\"role\":\"app-users\""));
+        let claims = keys.verify(&a, s.rotated_at, 0).unwrap();
+        assert_eq!(claims.role.as_deref(), Some("app-users"));
     }
 
     #[test]

@@ -175,7 +175,9 @@ impl SessionService {
         if !login {
             return Ok(None);
         }
-        let view = self.start_session(&user, false, client, None, None).await?;
+        let view = self
+            .start_session(&user, false, client, None, None, None)
+            .await?;
         self.issue(view).map(Some)
     }
 

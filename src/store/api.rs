@@ -57,6 +57,12 @@ pub struct Session {
     /// How the session's refresh credential travels (`body` or `cookie`); none for
     /// DreamFactory's flow, where the expired access token refreshes.
     pub refresh_mode: Option<String>,
+    /// The app whose API key the login sent, if any.
+    pub app_id: Option<i64>,
+    /// The role the login resolved (`role_id` and its name then), kept as it was: the token's
+    /// `role` claim derives from it.
+    pub role_id: Option<i64>,
+    pub role_name: Option<String>,
 }
 
 /// A session to insert at login.
@@ -78,6 +84,9 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub refresh_mode: Option<String>,
+    /// The app whose active API key the login sent. The insert checks, in its transaction,
+    /// that the app is still active, and resolves the session's role (see `create_session`).
+    pub app_id: Option<i64>,
 }
 
 /// A session together with its user: what every session endpoint answers with.
@@ -95,13 +104,25 @@ pub struct Liveness {
     pub idle_cutoff: Option<UnixTime>,
 }
 
-/// The per-user cap a login must respect.
+/// The caps a login must respect: per user, and optionally per client address and in total.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimit {
+    /// Live sessions per user.
     pub max: u32,
-    /// Refuse the login instead of ending the least recently seen session.
+    /// Refuse the login instead of ending the least recently seen session (every cap).
     pub reject: bool,
-    /// The revoke reason written on evicted sessions.
+    /// The revoke reason written on sessions evicted by the per-user cap.
+    pub evict_reason: &'static str,
+    /// Live sessions created from one client address (`MAX_SESSIONS_PER_IP`).
+    pub per_ip: Option<Cap>,
+    /// Live sessions of everyone (`MAX_SESSIONS`).
+    pub total: Option<Cap>,
+}
+
+/// One of the wider caps: its maximum, and the revoke reason of the sessions it evicts.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub max: u32,
     pub evict_reason: &'static str,
 }
 
@@ -217,6 +238,14 @@ pub trait Store: Send + Sync + 'static {
     /// transaction that holds the user's row lock, so concurrent logins of one user are
     /// serialised and can never leave more than `limit.max` live sessions: at the cap, the
     /// least recently seen live sessions are revoked, or the login fails with `LimitReached`.
+    /// The wider caps hold the same way under a lock of their own (the client address's, and
+    /// one for the total): `IpLimitReached`, `TotalLimitReached`.
+    ///
+    /// With an app, the same transaction checks that the app is still active (`AppInactive`)
+    /// and resolves the session's role: none for a system administrator, else the user's role
+    /// for the app, else the app's default role; an inactive one is `RoleInactive`. The app
+    /// and role rows are share-locked until the commit, so a deactivation committing meanwhile
+    /// waits and then sees (and ends) the new session.
     async fn create_session(
         &self,
         session: &NewSession,
@@ -347,6 +376,80 @@ pub trait Store: Send + Sync + 'static {
     /// sequence past the highest id, so later users get ids after the imported ones. A
     /// conflict on email or username rolls everything back (`Conflict`).
     async fn import_users(&self, import: &UserImport) -> StoreResult<()>;
+
+    // Apps, API keys and roles (DreamFactory's), and what sessions keep of them.
+
+    /// Inserts an app; a taken name is `Conflict("apps_name_key")`, a role that does not exist
+    /// `Conflict("foreign_key")`.
+    async fn create_app(&self, app: &NewApp) -> StoreResult<App>;
+
+    /// Every app, by id.
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+
+    async fn app(&self, id: i64) -> StoreResult<Option<App>>;
+
+    async fn app_by_name(&self, name: &str) -> StoreResult<Option<App>>;
+
+    /// The app whose key hashes to `api_key_hash` (SHA-256, hex): the lookup never compares key
+    /// material in SQL.
+    async fn app_by_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<App>>;
+
+    /// Applies `change` to an app, in one transaction with what it implies for the app's live
+    /// sessions: a deactivation revokes all of them (`change.disabled_reason`); a new default
+    /// role revokes those whose role it changes (`change.role_changed_reason`). `None` when
+    /// there is no such app.
+    async fn update_app(
+        &self,
+        id: i64,
+        change: &AppChange,
+        now: UnixTime,
+    ) -> StoreResult<Option<App>>;
+
+    /// Revokes every live session of an app (`reason`) and deletes it, together. Answers
+    /// whether it existed.
+    async fn delete_app(&self, id: i64, now: UnixTime, reason: &str) -> StoreResult<bool>;
+
+    /// Inserts a role; a taken name is `Conflict("roles_name_key")`.
+    async fn create_role(&self, role: &NewRole) -> StoreResult<Role>;
+
+    /// Every role, by id.
+    async fn roles(&self) -> StoreResult<Vec<Role>>;
+
+    async fn role(&self, id: i64) -> StoreResult<Option<Role>>;
+
+    async fn role_by_name(&self, name: &str) -> StoreResult<Option<Role>>;
+
+    /// Applies `change` to a role, in one transaction with the revocation of the live sessions
+    /// holding it when it is deactivated (`change.disabled_reason`) or renamed
+    /// (`change.renamed_reason`: their tokens carry the old name). `None` when there is no
+    /// such role.
+    async fn update_role(
+        &self,
+        id: i64,
+        change: &RoleChange,
+        now: UnixTime,
+    ) -> StoreResult<Option<Role>>;
+
+    /// Revokes every live session holding a role (`reason`) and deletes it, together (apps
+    /// lose it as their default; users' assignments of it go). Answers whether it existed.
+    async fn delete_role(&self, id: i64, now: UnixTime, reason: &str) -> StoreResult<bool>;
+
+    /// Sets (a role) or removes (none) a user's role for each app, serialised with the user's
+    /// logins, and revokes the user's live sessions of those apps whose role that changes
+    /// (`reason`). Answers the user's assignments after the change; `None` when there is no
+    /// such user; an app or role that does not exist is `Conflict("foreign_key")`.
+    async fn set_user_app_roles(
+        &self,
+        user_id: i64,
+        assignments: &[(i64, Option<i64>)],
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<Option<Vec<UserAppRole>>>;
+
+    /// A user's role for each app that has one for them, by app.
+    async fn user_app_roles(&self, user_id: i64) -> StoreResult<Vec<UserAppRole>>;
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
 }
 
 /// What a profile update writes. `None` leaves a column as it is; for the nullable columns,
@@ -399,4 +502,88 @@ pub struct UserImport {
     pub deactivated: Vec<i64>,
     pub now: UnixTime,
     pub reason: &'static str,
+}
+
+/// An app (DreamFactory's `app`): a frontend, known by its API key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct App {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+    /// The app's default role: a user without a role of their own for the app gets this one.
+    pub role_id: Option<i64>,
+    pub url: Option<String>,
+    /// 64 lowercase hex characters.
+    pub api_key: String,
+    pub created_at: UnixTime,
+}
+
+/// An app to insert, its key generated and hashed by the caller.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub name: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub role_id: Option<i64>,
+    pub url: Option<String>,
+    pub api_key: String,
+    pub api_key_hash: String,
+    pub created_at: UnixTime,
+}
+
+/// What an app update writes. `None` leaves a column as it is; for the nullable columns,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct AppChange {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub is_active: Option<bool>,
+    pub role_id: Option<Option<i64>>,
+    pub url: Option<Option<String>>,
+    /// A new key and its hash: the old key stops working when this commits.
+    pub api_key: Option<(String, String)>,
+    /// The revoke reason of the app's sessions when it is deactivated.
+    pub disabled_reason: &'static str,
+    /// The revoke reason of the sessions whose role a new default role changes.
+    pub role_changed_reason: &'static str,
+}
+
+/// A role (DreamFactory's `role`). tenure keeps no service access rules: a role is a name that
+/// sessions carry (the token's `role` claim) for other services to authorise on.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Role {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRole {
+    pub name: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub created_at: UnixTime,
+}
+
+/// What a role update writes; `None` leaves a column as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoleChange {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub is_active: Option<bool>,
+    /// The revoke reason of the role's sessions when it is deactivated.
+    pub disabled_reason: &'static str,
+    /// The revoke reason of the role's sessions when it is renamed.
+    pub renamed_reason: &'static str,
+}
+
+/// A user's role for one app (DreamFactory's `user_to_app_to_role`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserAppRole {
+    pub user_id: i64,
+    pub app_id: i64,
+    pub role_id: i64,
 }

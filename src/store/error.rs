@@ -9,7 +9,8 @@ pub type Cause = Arc<dyn Error + Send + Sync>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// A unique constraint, by name (`users_email_key`, `users_username_key`).
+    /// A unique constraint, by name (`users_email_key`, `users_username_key`, `apps_name_key`,
+    /// `roles_name_key`), or `foreign_key` for a reference to a row that does not exist.
     #[error("conflict on {0}")]
     Conflict(&'static str),
     /// The user was deactivated, or changed password, while the login was checking it.
@@ -18,6 +19,18 @@ pub enum StoreError {
     /// The user is at the session cap and the policy is to reject.
     #[error("session limit reached")]
     LimitReached,
+    /// The client address is at its session cap and the policy is to reject.
+    #[error("per-address session limit reached")]
+    IpLimitReached,
+    /// The total session cap is reached and the policy is to reject.
+    #[error("total session limit reached")]
+    TotalLimitReached,
+    /// The login's app was deactivated or deleted while the login was checking it.
+    #[error("the app is not active")]
+    AppInactive,
+    /// The role the login resolved is inactive.
+    #[error("the role is not active")]
+    RoleInactive,
     /// The database cannot be reached right now (pool timeout, I/O, a server going away, a
     /// statement that stalled): a 503.
     #[error("database unavailable")]

@@ -44,6 +44,9 @@ pub(super) struct SessionRow {
     s_revoked_at: Option<i64>,
     s_revoke_reason: Option<String>,
     s_refresh_mode: Option<String>,
+    s_app_id: Option<i64>,
+    s_role_id: Option<i64>,
+    s_role_name: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -69,6 +72,9 @@ impl TryFrom<SessionRow> for Session {
             revoked_at: row.s_revoked_at,
             revoke_reason: row.s_revoke_reason,
             refresh_mode: row.s_refresh_mode,
+            app_id: row.s_app_id,
+            role_id: row.s_role_id,
+            role_name: row.s_role_name,
         })
     }
 }

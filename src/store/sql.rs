@@ -19,8 +19,59 @@ macro_rules! session_columns {
          s.last_seen_at AS s_last_seen_at, s.refresh_until AS s_refresh_until, \
          s.device AS s_device, s.user_agent AS s_user_agent, s.ip AS s_ip, \
          s.revoked_at AS s_revoked_at, s.revoke_reason AS s_revoke_reason, \
-         s.refresh_mode AS s_refresh_mode"
+         s.refresh_mode AS s_refresh_mode, s.app_id AS s_app_id, s.role_id AS s_role_id, \
+         s.role_name AS s_role_name"
     };
+}
+
+/// The app columns, as [`App`](super::App) reads them (never the key's hash).
+macro_rules! app_columns {
+    () => {
+        "id, name, description, is_active, role_id, url, api_key, created_at"
+    };
+}
+
+/// **The role rule**, the one place it is written: the id of the role a session of user
+/// `$user` through app `$app` holds. None for a system administrator (administrators need no
+/// role); else the user's role for the app (`user_app_roles`), else the app's default role
+/// (DreamFactory's `Session::setSessionData`). The login resolves it into the new session, and
+/// every change that could alter it ends the live sessions whose stored role no longer equals
+/// it.
+macro_rules! resolved_role_id {
+    ($user:literal, $app:literal) => {
+        concat!(
+            "(SELECT CASE WHEN x.is_sys_admin THEN NULL ELSE COALESCE(\
+             (SELECT m.role_id FROM user_app_roles m WHERE m.user_id = x.id AND m.app_id = ",
+            $app,
+            "), (SELECT a.role_id FROM apps a WHERE a.id = ",
+            $app,
+            ")) END FROM users x WHERE x.id = ",
+            $user,
+            ")"
+        )
+    };
+}
+
+/// Revokes the live sessions of app `$1` (only user `$4`'s when it is not null) whose stored
+/// role is no longer the one [`resolved_role_id!`] gives: `$2` now, `$3` the reason.
+macro_rules! revoke_changed_roles {
+    () => {
+        concat!(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE app_id = $1 \
+             AND revoked_at IS NULL AND ($4 IS NULL OR user_id = $4) AND role_id IS DISTINCT FROM ",
+            resolved_role_id!("sessions.user_id", "sessions.app_id")
+        )
+    };
+}
+
+/// The advisory lock key of one session cap (`scope` `ip` with the address, or `total`): the
+/// first 8 bytes of a SHA-256, so distinct caps practically never share a lock.
+pub(super) fn cap_lock_key(scope: &str, value: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("tenure:session-cap:{scope}:{value}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 /// The user columns, for a user aliased `u`.
@@ -145,10 +196,13 @@ macro_rules! retry_broken {
 }
 
 /// The [`Store`](super::Store) implementation both backends share. `$store` must have a `pool`
-/// field and the inherent methods `find_session`, `rotate`, `failures` and `advance_user_ids`,
-/// and its module a type `Db` (the sqlx database); `$id` binds a
+/// field, the inherent methods `find_session`, `rotate`, `failures` and `connection_broke`, the
+/// associated functions `advance_user_ids` and `lock_cap` (a transaction-long lock on a session
+/// cap's key), and its module a type `Db` (the sqlx database); `$id` binds a
 /// session id as the backend stores it; `$map_error` classifies a sqlx error; `$skip_locked` is
-/// what the purge's row selection adds (PostgreSQL lets replicas purge side by side).
+/// what the purge's row selection adds (PostgreSQL lets replicas purge side by side);
+/// `$for_share` what a read adds to share-lock its rows until the commit (SQLite's single
+/// writer needs nothing).
 macro_rules! impl_store {
     (
         $store:ty,
@@ -156,7 +210,8 @@ macro_rules! impl_store {
         migrations: $migrations:literal,
         id: $id:path,
         map_error: $map_error:path,
-        skip_locked: $skip_locked:literal $(,)?
+        skip_locked: $skip_locked:literal,
+        for_share: $for_share:literal $(,)?
     ) => {
         const _: () = {
         use uuid::Uuid;
@@ -261,6 +316,50 @@ macro_rules! impl_store {
                     if recorded.rows_affected() != 1 {
                         return Err(StoreError::UserChanged);
                     }
+                    // The app must still be active, and the role it gives must be: both rows stay
+                    // share-locked until the commit, so a deactivation waits for this login and
+                    // then ends its session with the others.
+                    let (role_id, role_name) = match new.app_id {
+                        None => (None, None),
+                        Some(app_id) => {
+                            let active: Option<bool> = sqlx::query_scalar(concat!(
+                                "SELECT is_active FROM apps WHERE id = $1 ",
+                                $for_share
+                            ))
+                            .bind(app_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err($map_error)?;
+                            if active != Some(true) {
+                                return Err(StoreError::AppInactive);
+                            }
+                            let role: Option<(i64, String, bool)> = sqlx::query_as(concat!(
+                                "SELECT r.id, r.name, r.is_active FROM roles r WHERE r.id = ",
+                                resolved_role_id!("$1", "$2"),
+                                " ",
+                                $for_share
+                            ))
+                            .bind(new.user_id)
+                            .bind(app_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err($map_error)?;
+                            match role {
+                                Some((_, _, false)) => return Err(StoreError::RoleInactive),
+                                Some((id, name, true)) => (Some(id), Some(name)),
+                                None => (None, None),
+                            }
+                        }
+                    };
+                    // The wider caps' locks, taken before any session row is locked (and always
+                    // in this order), so logins waiting on each other cannot deadlock.
+                    let per_ip = limit.per_ip.zip(new.ip.as_deref());
+                    if let Some((_, ip)) = per_ip {
+                        Self::lock_cap(&mut *tx, $crate::store::sql::cap_lock_key("ip", ip)).await?;
+                    }
+                    if limit.total.is_some() {
+                        Self::lock_cap(&mut *tx, $crate::store::sql::cap_lock_key("total", "")).await?;
+                    }
                     let count: i64 = sqlx::query_scalar(concat!(
                         "SELECT count(*) FROM sessions s WHERE s.user_id = $1 AND ",
                         live!("$2", "$3")
@@ -291,10 +390,73 @@ macro_rules! impl_store {
                         .await
                         .map_err($map_error)?;
                     }
+                    if let Some((cap, ip)) = per_ip {
+                        let count: i64 = sqlx::query_scalar(concat!(
+                            "SELECT count(*) FROM sessions s WHERE s.ip = $1 AND ",
+                            live!("$2", "$3")
+                        ))
+                        .bind(ip)
+                        .bind(live.now)
+                        .bind(live.idle_cutoff)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                        let excess = count + 1 - i64::from(cap.max);
+                        if excess > 0 {
+                            if limit.reject {
+                                return Err(StoreError::IpLimitReached);
+                            }
+                            sqlx::query(concat!(
+                                "UPDATE sessions SET revoked_at = $2, revoke_reason = $5 WHERE id IN \
+                                 (SELECT s.id FROM sessions s WHERE s.ip = $1 AND ",
+                                live!("$2", "$3"),
+                                " ORDER BY s.last_seen_at, s.created_at LIMIT $4)"
+                            ))
+                            .bind(ip)
+                            .bind(live.now)
+                            .bind(live.idle_cutoff)
+                            .bind(excess)
+                            .bind(cap.evict_reason)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($map_error)?;
+                        }
+                    }
+                    if let Some(cap) = limit.total {
+                        let count: i64 = sqlx::query_scalar(concat!(
+                            "SELECT count(*) FROM sessions s WHERE ",
+                            live!("$1", "$2")
+                        ))
+                        .bind(live.now)
+                        .bind(live.idle_cutoff)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                        let excess = count + 1 - i64::from(cap.max);
+                        if excess > 0 {
+                            if limit.reject {
+                                return Err(StoreError::TotalLimitReached);
+                            }
+                            sqlx::query(concat!(
+                                "UPDATE sessions SET revoked_at = $1, revoke_reason = $4 WHERE id IN \
+                                 (SELECT s.id FROM sessions s WHERE ",
+                                live!("$1", "$2"),
+                                " ORDER BY s.last_seen_at, s.created_at LIMIT $3)"
+                            ))
+                            .bind(live.now)
+                            .bind(live.idle_cutoff)
+                            .bind(excess)
+                            .bind(cap.evict_reason)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($map_error)?;
+                        }
+                    }
                     sqlx::query(
                         "INSERT INTO sessions (id, user_id, forever, gen, rotated_at, created_at, \
-                         last_seen_at, refresh_until, device, user_agent, ip, refresh_mode) \
-                         VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8, $9)",
+                         last_seen_at, refresh_until, device, user_agent, ip, refresh_mode, \
+                         app_id, role_id, role_name) \
+                         VALUES ($1, $2, $3, 0, $4, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind($id(new.id))
                     .bind(new.user_id)
@@ -305,6 +467,9 @@ macro_rules! impl_store {
                     .bind(&new.user_agent)
                     .bind(&new.ip)
                     .bind(&new.refresh_mode)
+                    .bind(new.app_id)
+                    .bind(role_id)
+                    .bind(&role_name)
                     .execute(&mut *tx)
                     .await
                     .map_err($map_error)?;
@@ -853,6 +1018,359 @@ macro_rules! impl_store {
                     Self::advance_user_ids(&mut tx, highest).await?;
                 }
                 tx.commit().await.map_err($map_error)
+            }
+
+            // Apps, API keys and roles.
+
+            async fn create_app(&self, app: &NewApp) -> StoreResult<App> {
+                sqlx::query_as(concat!(
+                    "INSERT INTO apps (name, description, is_active, role_id, url, api_key, \
+                     api_key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     RETURNING ",
+                    app_columns!()
+                ))
+                .bind(&app.name)
+                .bind(&app.description)
+                .bind(app.is_active)
+                .bind(app.role_id)
+                .bind(&app.url)
+                .bind(&app.api_key)
+                .bind(&app.api_key_hash)
+                .bind(app.created_at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn apps(&self) -> StoreResult<Vec<App>> {
+                sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM apps ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn app(&self, id: i64) -> StoreResult<Option<App>> {
+                sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM apps WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn app_by_name(&self, name: &str) -> StoreResult<Option<App>> {
+                sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM apps WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn app_by_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<App>> {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    app_columns!(),
+                    " FROM apps WHERE api_key_hash = $1"
+                ))
+                .bind(api_key_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn update_app(
+                &self,
+                id: i64,
+                c: &AppChange,
+                now: UnixTime,
+            ) -> StoreResult<Option<App>> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                // The row lock this takes makes logins through the app that are still
+                // checking it commit first; the revocations below then see their sessions.
+                let app: Option<App> = sqlx::query_as(concat!(
+                    "UPDATE apps SET name = COALESCE($2, name), \
+                     description = CASE WHEN $3 THEN $4 ELSE description END, \
+                     is_active = COALESCE($5, is_active), \
+                     role_id = CASE WHEN $6 THEN $7 ELSE role_id END, \
+                     url = CASE WHEN $8 THEN $9 ELSE url END, \
+                     api_key = COALESCE($10, api_key), \
+                     api_key_hash = COALESCE($11, api_key_hash) \
+                     WHERE id = $1 RETURNING ",
+                    app_columns!()
+                ))
+                .bind(id)
+                .bind(&c.name)
+                .bind(c.description.is_some())
+                .bind(c.description.as_ref().and_then(Option::as_deref))
+                .bind(c.is_active)
+                .bind(c.role_id.is_some())
+                .bind(c.role_id.flatten())
+                .bind(c.url.is_some())
+                .bind(c.url.as_ref().and_then(Option::as_deref))
+                .bind(c.api_key.as_ref().map(|(key, _)| key.as_str()))
+                .bind(c.api_key.as_ref().map(|(_, hash)| hash.as_str()))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                let Some(app) = app else {
+                    return Ok(None);
+                };
+                if !app.is_active {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                         WHERE app_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(c.disabled_reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                } else if c.role_id.is_some() {
+                    sqlx::query(revoke_changed_roles!())
+                        .bind(id)
+                        .bind(now)
+                        .bind(c.role_changed_reason)
+                        .bind(None::<i64>)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                }
+                tx.commit().await.map_err($map_error)?;
+                Ok(Some(app))
+            }
+
+            async fn delete_app(&self, id: i64, now: UnixTime, reason: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                // Locks the row first (see `update_app`), then ends the sessions it had.
+                let found = sqlx::query("UPDATE apps SET is_active = FALSE WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                if found.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                     WHERE app_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                sqlx::query("DELETE FROM apps WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                Ok(true)
+            }
+
+            async fn create_role(&self, role: &NewRole) -> StoreResult<Role> {
+                sqlx::query_as(
+                    "INSERT INTO roles (name, description, is_active, created_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING *",
+                )
+                .bind(&role.name)
+                .bind(&role.description)
+                .bind(role.is_active)
+                .bind(role.created_at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn roles(&self) -> StoreResult<Vec<Role>> {
+                sqlx::query_as("SELECT * FROM roles ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn role(&self, id: i64) -> StoreResult<Option<Role>> {
+                sqlx::query_as("SELECT * FROM roles WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn role_by_name(&self, name: &str) -> StoreResult<Option<Role>> {
+                sqlx::query_as("SELECT * FROM roles WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
+            }
+
+            async fn update_role(
+                &self,
+                id: i64,
+                c: &RoleChange,
+                now: UnixTime,
+            ) -> StoreResult<Option<Role>> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                // A write that changes nothing takes the row's lock first: logins holding the
+                // role commit before it, and the name read next is the one they stored.
+                sqlx::query("UPDATE roles SET is_active = is_active WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                let before: Option<Role> = sqlx::query_as("SELECT * FROM roles WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                let Some(before) = before else {
+                    return Ok(None);
+                };
+                let role: Role = sqlx::query_as(
+                    "UPDATE roles SET name = COALESCE($2, name), \
+                     description = CASE WHEN $3 THEN $4 ELSE description END, \
+                     is_active = COALESCE($5, is_active) WHERE id = $1 RETURNING *",
+                )
+                .bind(id)
+                .bind(&c.name)
+                .bind(c.description.is_some())
+                .bind(c.description.as_ref().and_then(Option::as_deref))
+                .bind(c.is_active)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                let reason = if !role.is_active {
+                    Some(c.disabled_reason)
+                } else if role.name != before.name {
+                    Some(c.renamed_reason)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                         WHERE role_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                }
+                tx.commit().await.map_err($map_error)?;
+                Ok(Some(role))
+            }
+
+            async fn delete_role(&self, id: i64, now: UnixTime, reason: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                let found = sqlx::query("UPDATE roles SET is_active = FALSE WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                if found.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                     WHERE role_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                // Apps lose it as their default, users their assignments of it (the schema's
+                // ON DELETE rules).
+                sqlx::query("DELETE FROM roles WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                Ok(true)
+            }
+
+            async fn set_user_app_roles(
+                &self,
+                user_id: i64,
+                assignments: &[(i64, Option<i64>)],
+                now: UnixTime,
+                reason: &str,
+            ) -> StoreResult<Option<Vec<UserAppRole>>> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                // A write to the user's row takes the lock every login of the user takes
+                // first: a login still resolving its role commits before this, and the
+                // revocation below then sees its session.
+                let found = sqlx::query("UPDATE users SET is_active = is_active WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                if found.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                for (app_id, role_id) in assignments {
+                    match role_id {
+                        Some(role_id) => sqlx::query(
+                            "INSERT INTO user_app_roles (user_id, app_id, role_id) \
+                             VALUES ($1, $2, $3) ON CONFLICT (user_id, app_id) \
+                             DO UPDATE SET role_id = excluded.role_id",
+                        )
+                        .bind(user_id)
+                        .bind(app_id)
+                        .bind(role_id),
+                        None => sqlx::query(
+                            "DELETE FROM user_app_roles WHERE user_id = $1 AND app_id = $2",
+                        )
+                        .bind(user_id)
+                        .bind(app_id),
+                    }
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                    sqlx::query(revoke_changed_roles!())
+                        .bind(app_id)
+                        .bind(now)
+                        .bind(reason)
+                        .bind(Some(user_id))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($map_error)?;
+                }
+                let assigned: Vec<UserAppRole> = sqlx::query_as(
+                    "SELECT user_id, app_id, role_id FROM user_app_roles WHERE user_id = $1 \
+                     ORDER BY app_id",
+                )
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                Ok(Some(assigned))
+            }
+
+            async fn user_app_roles(&self, user_id: i64) -> StoreResult<Vec<UserAppRole>> {
+                sqlx::query_as(
+                    "SELECT user_id, app_id, role_id FROM user_app_roles WHERE user_id = $1 \
+                     ORDER BY app_id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+                sqlx::query_as("SELECT * FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($map_error)
             }
         }
         };

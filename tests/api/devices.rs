@@ -130,7 +130,7 @@ both_backends! {
             keys.sort_unstable();
             assert_eq!(
                 keys,
-                vec!["created_at", "current", "device", "forever", "id", "ip", "last_seen_at", "user_agent"],
+                vec!["app", "app_id", "created_at", "current", "device", "forever", "id", "ip", "last_seen_at", "user_agent"],
                 "{item}"
             );
             assert_df_datetime(&item["created_at"]);

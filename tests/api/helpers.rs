@@ -1220,3 +1220,141 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Apps, API keys and roles
+
+/// An app as `POST /api/v2/system/app` made it: its id and API key.
+#[derive(Debug, Clone)]
+pub struct TestAppKey {
+    pub id: i64,
+    pub key: String,
+}
+
+impl TestApp {
+    /// Logs `email` in as an administrator (the user must exist and be one); answers the token.
+    pub async fn admin_login_token(&self, email: &str) -> String {
+        let response = self
+            .request(Method::POST, "/api/v2/system/admin/session")
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("admin login");
+        let (status, body) = status_json(response).await;
+        assert_eq!(status, StatusCode::OK, "admin login failed: {body}");
+        body["session_token"].as_str().expect("token").to_owned()
+    }
+
+    /// An administrator's call with a JSON body (none for `Value::Null`).
+    pub async fn admin_call(
+        &self,
+        admin: &str,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path).bearer_auth(admin);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        status_json(request.send().await.expect("request")).await
+    }
+
+    /// Creates an app through the admin API (`fields` besides `name`); answers its id and key.
+    pub async fn create_app(&self, admin: &str, name: &str, fields: Value) -> TestAppKey {
+        let mut record = json!({ "name": name });
+        if let (Some(record), Some(fields)) = (record.as_object_mut(), fields.as_object()) {
+            record.extend(fields.clone());
+        }
+        let (status, body) = self
+            .admin_call(admin, Method::POST, "/api/v2/system/app", record)
+            .await;
+        assert_eq!(status, StatusCode::OK, "create app: {body}");
+        let id = body["resource"][0]["id"].as_i64().expect("app id");
+        let (status, body) = self
+            .admin_call(
+                admin,
+                Method::GET,
+                &format!("/api/v2/system/app/{id}"),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "read app: {body}");
+        let key = body["api_key"].as_str().expect("api_key").to_owned();
+        TestAppKey { id, key }
+    }
+
+    /// Creates a role through the admin API; answers its id.
+    pub async fn create_role(&self, admin: &str, name: &str, active: bool) -> i64 {
+        let (status, body) = self
+            .admin_call(
+                admin,
+                Method::POST,
+                "/api/v2/system/role",
+                json!({ "name": name, "is_active": active }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "create role: {body}");
+        body["resource"][0]["id"].as_i64().expect("role id")
+    }
+
+    /// PATCH /api/v2/system/app/{id}; panics unless 200; answers the app record.
+    pub async fn patch_app(&self, admin: &str, id: i64, query: &str, body: Value) -> Value {
+        let (status, body) = self
+            .admin_call(
+                admin,
+                Method::PATCH,
+                &format!("/api/v2/system/app/{id}{query}"),
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "patch app: {body}");
+        body
+    }
+
+    /// Sets `user_id`'s role for `app_id` (none removes it); panics unless 200.
+    pub async fn set_user_role(
+        &self,
+        admin: &str,
+        user_id: i64,
+        app_id: i64,
+        role_id: Option<i64>,
+    ) {
+        let (status, body) = self
+            .admin_call(
+                admin,
+                Method::PATCH,
+                &format!("/api/v2/system/user/{user_id}"),
+                json!({ "user_to_app_to_role_by_user_id": [{ "app_id": app_id, "role_id": role_id }] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "set user role: {body}");
+    }
+
+    /// POST /api/v2/user/session with an API key in `X-DreamFactory-API-Key`.
+    pub async fn login_with_key(&self, email: &str, key: &str) -> Response {
+        self.request(Method::POST, "/api/v2/user/session")
+            .header("X-DreamFactory-API-Key", key)
+            .json(&json!({ "email": email, "password": PASSWORD, "remember_me": true }))
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// Logs in with an API key; panics unless 200; answers the session answer.
+    pub async fn login_body_with_key(&self, email: &str, key: &str) -> Value {
+        let (status, body) = status_json(self.login_with_key(email, key).await).await;
+        assert_eq!(status, StatusCode::OK, "login with key failed: {body}");
+        body
+    }
+
+    /// The id of the user with `email`, as the session answer gives it.
+    pub async fn user_id(&self, email: &str) -> i64 {
+        let response = self.login(email, PASSWORD, false).await;
+        let (status, body) = status_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let token = body["session_token"].as_str().expect("token").to_owned();
+        assert_eq!(self.logout(&token).await.status(), StatusCode::OK);
+        body["id"].as_i64().expect("id")
+    }
+}

@@ -37,35 +37,59 @@ const REQUESTS: &[(&str, &str)] = &[
     ("GET", "/api/v2/system/no_such_resource"),
 ];
 
-/// How a request carries its token and key.
+/// How a request carries its token and an API key.
 #[derive(Clone, Copy)]
-enum Key {
+enum Key<'a> {
     None,
-    Header,
-    Query,
+    Header(&'a str),
+    Query(&'a str),
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>, key: Key) -> Response {
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    key: Key<'_>,
+) -> Response {
     let mut request = app.request(method.parse::<Method>().unwrap(), path);
     if let Some(token) = token {
         request = request.header("X-DreamFactory-Session-Token", token);
     }
     request = match key {
         Key::None => request,
-        Key::Header => request.header(
-            "X-DreamFactory-API-Key",
-            "6498a8ad1beb9d84d63035c5d1120c007fad6de706734db9689f8996707e0f7d",
-        ),
-        Key::Query => request.query(&[("api_key", "some-key")]),
+        Key::Header(key) => request.header("X-DreamFactory-API-Key", key),
+        Key::Query(key) => request.query(&[("api_key", key)]),
     };
     request.send().await.unwrap()
+}
+
+/// A key no app has: DreamFactory ignores it, so it counts as no key.
+const UNKNOWN_KEY: &str = "6498a8ad1beb9d84d63035c5d1120c007fad6de706734db9689f8996707e0f7d";
+
+/// An active app's API key, made by an administrator (created when missing).
+async fn app_key(app: &TestApp) -> String {
+    if app.login(ADMIN, PASSWORD, false).await.status() != StatusCode::OK {
+        app.create_user(ADMIN, true).await;
+    }
+    let admin = admin_token(app).await;
+    let key = app
+        .create_app(
+            &admin,
+            &format!("web-{}", uuid::Uuid::new_v4().simple()),
+            json!({}),
+        )
+        .await
+        .key;
+    assert_eq!(app.logout(&admin).await.status(), StatusCode::OK);
+    key
 }
 
 /// Every request of [`REQUESTS`] gets `status` with exactly `message` and `reason`.
 async fn assert_everywhere(
     app: &TestApp,
     token: Option<&str>,
-    key: Key,
+    key: Key<'_>,
     status: StatusCode,
     message: &str,
     reason: &str,
@@ -96,10 +120,12 @@ async fn admin_token(app: &TestApp) -> String {
 both_backends! {
     async fn without_a_token_the_answer_depends_on_the_api_key(backend) {
         let app = spawn_app(backend).await;
+        let key = app_key(&app).await;
         assert_everywhere(&app, None, Key::None, StatusCode::BAD_REQUEST, NO_CREDENTIALS, "no_credentials").await;
-        assert_everywhere(&app, None, Key::Header, StatusCode::BAD_REQUEST, NO_SESSION_TOKEN, "session_token_required").await;
-        assert_everywhere(&app, None, Key::Query, StatusCode::BAD_REQUEST, NO_SESSION_TOKEN, "session_token_required").await;
-        // A blank key is no key.
+        assert_everywhere(&app, None, Key::Header(&key), StatusCode::BAD_REQUEST, NO_SESSION_TOKEN, "session_token_required").await;
+        assert_everywhere(&app, None, Key::Query(&key), StatusCode::BAD_REQUEST, NO_SESSION_TOKEN, "session_token_required").await;
+        // A blank key, and a key no app has, are no key.
+        assert_everywhere(&app, None, Key::Header(UNKNOWN_KEY), StatusCode::BAD_REQUEST, NO_CREDENTIALS, "no_credentials").await;
         for request in [
             app.request(Method::GET, "/api/v2/system/lookup").header("X-DreamFactory-API-Key", "  "),
             app.request(Method::GET, "/api/v2/system/lookup").query(&[("api_key", "")]),
@@ -112,15 +138,17 @@ both_backends! {
     async fn a_users_token_needs_a_key_and_then_has_no_role(backend) {
         let app = spawn_app(backend).await;
         app.create_user(EMAIL, false).await;
+        let key = app_key(&app).await;
         let token = app.login_token(EMAIL, true).await;
         assert_everywhere(&app, Some(&token), Key::None, StatusCode::BAD_REQUEST, NO_API_KEY, "api_key_required").await;
-        assert_everywhere(&app, Some(&token), Key::Header, StatusCode::FORBIDDEN, ROLE_NOT_FOUND, "role_not_found").await;
-        assert_everywhere(&app, Some(&token), Key::Query, StatusCode::FORBIDDEN, ROLE_NOT_FOUND, "role_not_found").await;
+        assert_everywhere(&app, Some(&token), Key::Query(UNKNOWN_KEY), StatusCode::BAD_REQUEST, NO_API_KEY, "api_key_required").await;
+        assert_everywhere(&app, Some(&token), Key::Header(&key), StatusCode::FORBIDDEN, ROLE_NOT_FOUND, "role_not_found").await;
+        assert_everywhere(&app, Some(&token), Key::Query(&key), StatusCode::FORBIDDEN, ROLE_NOT_FOUND, "role_not_found").await;
         // The token from the other sources counts the same.
         let response = app.request(Method::GET, "/api/v2/system/lookup").bearer_auth(&token).send().await.unwrap();
         assert_eq!(assert_error(response, StatusCode::BAD_REQUEST).await.0, NO_API_KEY);
         let response = app.request(Method::GET, "/api/v2/system/lookup")
-            .query(&[("session_token", token.as_str()), ("api_key", "k")])
+            .query(&[("session_token", token.as_str()), ("api_key", key.as_str())])
             .send().await.unwrap();
         assert_eq!(assert_error(response, StatusCode::FORBIDDEN).await.0, ROLE_NOT_FOUND);
         // The session stays good.
@@ -131,7 +159,8 @@ both_backends! {
         let app = spawn_app(backend).await;
         app.create_user(EMAIL, false).await;
         app.create_user(ADMIN, true).await;
-        for key in [Key::None, Key::Header] {
+        let app_key = app_key(&app).await;
+        for key in [Key::None, Key::Header(&app_key)] {
             assert_everywhere(&app, Some("a.b.c"), key, StatusCode::UNAUTHORIZED,
                 "Invalid token: Wrong number of segments", "invalid_token").await;
         }
@@ -140,7 +169,7 @@ both_backends! {
         let admin = admin_token(&app).await;
         app.clock.advance(25 * 3600);
         for token in [&user, &admin] {
-            for key in [Key::None, Key::Query] {
+            for key in [Key::None, Key::Query(&app_key)] {
                 assert_everywhere(&app, Some(token), key, StatusCode::UNAUTHORIZED, EXPIRED, "expired").await;
             }
         }
@@ -150,7 +179,7 @@ both_backends! {
         assert_eq!(status_json(response).await, (StatusCode::OK, json!({ "resource": [] })));
         // Terminated: 403 with the session routes' message, not "Role not found".
         assert_eq!(app.logout(&admin).await.status(), StatusCode::OK);
-        for key in [Key::None, Key::Header] {
+        for key in [Key::None, Key::Header(&app_key)] {
             assert_everywhere(&app, Some(&admin), key, StatusCode::FORBIDDEN, BLACKLISTED, "logged_out").await;
         }
     }
@@ -161,8 +190,9 @@ both_backends! {
         let admin = admin_token(&app).await;
         // Through either login path, with or without a key, from every token source.
         let via_user_path = app.login_token(ADMIN, false).await;
+        let key = app_key(&app).await;
         for token in [&admin, &via_user_path] {
-            for key in [Key::None, Key::Header, Key::Query] {
+            for key in [Key::None, Key::Header(&key), Key::Query(&key), Key::Header(UNKNOWN_KEY)] {
                 let response = call(&app, "GET", "/api/v2/system/lookup", Some(token), key).await;
                 assert_eq!(status_json(response).await, (StatusCode::OK, json!({ "resource": [] })));
             }

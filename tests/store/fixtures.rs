@@ -18,6 +18,8 @@ pub const NO_LIMIT: SessionLimit = SessionLimit {
     max: 10_000,
     reject: false,
     evict_reason: "session_limit",
+    per_ip: None,
+    total: None,
 };
 
 /// A user to insert, with `email` as given (the caller normalises) and no username.
@@ -58,6 +60,7 @@ pub fn forever(user: &User, at: UnixTime) -> NewSession {
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0".into()),
         ip: Some("192.0.2.7".into()),
         refresh_mode: None,
+        app_id: None,
     }
 }
 

@@ -18,12 +18,16 @@ const EVICT_TWO: SessionLimit = SessionLimit {
     max: 2,
     reject: false,
     evict_reason: "session_limit",
+    per_ip: None,
+    total: None,
 };
 
 const REJECT_TWO: SessionLimit = SessionLimit {
     max: 2,
     reject: true,
     evict_reason: "session_limit",
+    per_ip: None,
+    total: None,
 };
 
 async fn at_the_cap_the_least_recently_seen_sessions_are_evicted(store: Arc<dyn Store>) {

@@ -37,6 +37,7 @@ macro_rules! conformance {
     };
 }
 
+mod apps;
 mod import;
 mod keys;
 mod limits;

@@ -107,6 +107,7 @@ impl Harness {
                         ..ClientInfo::default()
                     },
                     refresh_mode: None,
+                    app: None,
                 },
                 audience,
             )

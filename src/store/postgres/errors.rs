@@ -8,10 +8,16 @@ pub(super) fn map_error(err: sqlx::Error) -> StoreError {
         match db.constraint() {
             Some("users_email_key") => return StoreError::Conflict("users_email_key"),
             Some("users_username_key") => return StoreError::Conflict("users_username_key"),
+            Some("apps_name_key") => return StoreError::Conflict("apps_name_key"),
+            Some("apps_api_key_hash_key") => return StoreError::Conflict("apps_api_key_hash_key"),
+            Some("roles_name_key") => return StoreError::Conflict("roles_name_key"),
             _ => {}
         }
         if db.code().as_deref().is_some_and(is_terminated) {
             return StoreError::Broken(std::sync::Arc::new(err));
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::Conflict("foreign_key");
         }
         if db.code().as_deref().is_some_and(is_transient) {
             return StoreError::unavailable(err);

@@ -153,6 +153,18 @@ impl PostgresStore {
         .map_err(map_error)?;
         Ok(())
     }
+
+    /// A session cap's lock (`MAX_SESSIONS_PER_IP`, `MAX_SESSIONS`): logins that count against
+    /// one cap take turns from their count to their commit, so none counts before another's
+    /// insert is visible. Released with the transaction.
+    async fn lock_cap(conn: &mut sqlx::PgConnection, key: i64) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(conn)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
 }
 
 /// The database the statements of `../sql.rs` are built for.
@@ -170,4 +182,5 @@ impl_store!(
     id: id_uuid,
     map_error: map_error,
     skip_locked: "FOR UPDATE SKIP LOCKED",
+    for_share: "FOR SHARE",
 );

@@ -106,6 +106,12 @@ impl SqliteStore {
     async fn advance_user_ids(_tx: &mut sqlx::SqliteConnection, _highest: i64) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Nothing to take: every write transaction here holds SQLite's one write lock from its
+    /// first statement, so the session caps are already serialised.
+    async fn lock_cap(_conn: &mut sqlx::SqliteConnection, _key: i64) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// The database the statements of `../sql.rs` are built for.
@@ -126,6 +132,18 @@ fn map_error(err: sqlx::Error) -> StoreError {
             if db.message().contains("users.username") {
                 return StoreError::Conflict("users_username_key");
             }
+            if db.message().contains("apps.name") {
+                return StoreError::Conflict("apps_name_key");
+            }
+            if db.message().contains("apps.api_key_hash") {
+                return StoreError::Conflict("apps_api_key_hash_key");
+            }
+            if db.message().contains("roles.name") {
+                return StoreError::Conflict("roles_name_key");
+            }
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::Conflict("foreign_key");
         }
         if db.message().contains("database is locked") {
             return StoreError::unavailable(err);
@@ -141,4 +159,5 @@ impl_store!(
     id: id_text,
     map_error: map_error,
     skip_locked: "",
+    for_share: "",
 );
