@@ -57,7 +57,7 @@ async fn client(i: usize, base: String, mut token: String, answered: Arc<AtomicU
         .unwrap();
     let url = format!("{base}/api/v2/user/session");
     for n in 0.. {
-        if i % 4 == 0 && n == i + 4 {
+        if i.is_multiple_of(4) && n == i + 4 {
             return match send(&http, reqwest::Method::DELETE, &url, &token).await {
                 Some((StatusCode::OK, _)) => Outcome::LoggedOut(token),
                 None => Outcome::LoggingOut(token),
