@@ -94,14 +94,18 @@ impl SessionService {
                     Reason::MissingToken,
                     "No session token was supplied.",
                 ))?;
-                let claims = self
-                    .keys
-                    .verify(token, now, self.config.jwt_leeway.seconds())
-                    .await
-                    .map_err(|defect| SessionError::RefreshRefused {
-                        reason: Reason::InvalidToken,
-                        detail: defect.as_str(),
-                    })?;
+                // No bound on `iat`/`nbf` in the future here: a token we signed whose times are
+                // ahead of this clock comes from a clock stepped back (or a replica further
+                // ahead than `JWT_LEEWAY`), and refusing it would log its user out. The rotation
+                // decides by `gen`, not by time, and the successor is dated by this clock.
+                let claims =
+                    self.keys
+                        .verify(token, now, UnixTime::MAX)
+                        .await
+                        .map_err(|defect| SessionError::RefreshRefused {
+                            reason: Reason::InvalidToken,
+                            detail: defect.as_str(),
+                        })?;
                 Presented::from(&claims)
             }
             RefreshBy::Credential(credential) => {

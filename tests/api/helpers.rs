@@ -1104,6 +1104,13 @@ impl TenureProcess {
         format!("http://{addr}")
     }
 
+    /// Kills the process at once (SIGKILL, as `kill -9`: nothing runs on its way out) and
+    /// reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
         let sent = Command::new("kill")

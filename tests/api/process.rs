@@ -183,3 +183,121 @@ fn an_invalid_setting_stops_the_start_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DF_JWT_TTL"), "{stderr}");
 }
+
+/// The PUT answer's token, or the status and body.
+async fn refresh_on(base: &str, token: &str) -> Result<String, (StatusCode, Value)> {
+    let url = format!("{base}/api/v2/user/session");
+    let (status, body) = status_json(call(Method::PUT, url, token).await).await;
+    match body["session_token"].as_str() {
+        Some(next) if status == StatusCode::OK => Ok(next.to_owned()),
+        _ => Err((status, body)),
+    }
+}
+
+/// Two processes on one SQLite file (issue 18, item 6) keep every rule of the race tests:
+/// racing refreshes on both get the identical successor, a lost answer retried on the other
+/// process gets it too, a replayed token revokes, a logout on one is seen on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_sqlite_file_keep_the_race_rules() {
+    const ROUNDS: usize = 25;
+    const RACERS: usize = 6;
+    let db = TestDb::new(Backend::Sqlite).await;
+    create_user_with_cli(&db.url, "race@example.com", PASSWORD);
+    let env = [("DF_ALLOW_FOREVER_SESSIONS", "true")];
+    let a = BinaryServer::start(&db.url, &env);
+    let b = BinaryServer::start(&db.url, &env);
+    let servers = [&a, &b];
+    let login = |server: &BinaryServer| {
+        reqwest::Client::new()
+            .post(server.url("/api/v2/user/session"))
+            .json(
+                &json!({ "email": "race@example.com", "password": PASSWORD, "remember_me": true }),
+            )
+            .send()
+    };
+    let (status, body) = status_json(login(&a).await.expect("login")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut history = vec![body["session_token"].as_str().unwrap().to_owned()];
+
+    for round in 0..ROUNDS {
+        let token = history.last().unwrap().clone();
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let token = token.clone();
+                let here = servers[i % 2].base.clone();
+                let there = servers[(i + 1) % 2].base.clone();
+                tokio::spawn(async move {
+                    let first = refresh_on(&here, &token).await;
+                    // Every third racer loses its answer and retries on the other process.
+                    if i % 3 == 0 {
+                        refresh_on(&there, &token).await
+                    } else {
+                        first
+                    }
+                })
+            })
+            .collect();
+        let mut successors = Vec::new();
+        for racer in racers {
+            successors.push(racer.await.expect("racer"));
+        }
+        let first = successors[0]
+            .clone()
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        for (i, s) in successors.iter().enumerate() {
+            assert_eq!(
+                s.as_ref(),
+                Ok(&first),
+                "round {round}, racer {i}: not the identical successor"
+            );
+        }
+        for server in servers {
+            let get = call(Method::GET, server.url("/api/v2/user/session"), &first).await;
+            assert_eq!(get.status(), StatusCode::OK, "round {round}: the successor");
+            let old = call(Method::GET, server.url("/api/v2/user/session"), &token).await;
+            assert_eq!(
+                old.status(),
+                StatusCode::FORBIDDEN,
+                "round {round}: the replaced token"
+            );
+        }
+        history.push(first);
+    }
+
+    // A token two generations behind is reuse: the session ends on both processes.
+    let (status, body) = refresh_on(&b.base, &history[history.len() - 3])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status, body["error"]["context"]["reason"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("token_reuse")),
+        "{body}"
+    );
+    for server in servers {
+        let get = call(
+            Method::GET,
+            server.url("/api/v2/user/session"),
+            history.last().unwrap(),
+        )
+        .await;
+        assert_eq!(get.status(), StatusCode::FORBIDDEN);
+    }
+
+    // A logout on one process holds on the other.
+    let (status, body) = status_json(login(&b).await.expect("login")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["session_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(Method::DELETE, b.url("/api/v2/user/session"), &token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(Method::GET, a.url("/api/v2/user/session"), &token)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(refresh_on(&a.base, &token).await.is_err());
+}
