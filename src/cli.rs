@@ -18,7 +18,8 @@ use crate::store;
 #[derive(Debug, Parser)]
 #[command(
     name = "tenure",
-    version,
+    // `tenure --version`: the crate version and the git revision it was built from.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TENURE_GIT_REVISION"), ")"),
     about = "Forever sessions over the DreamFactory session API"
 )]
 pub struct Cli {
