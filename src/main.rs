@@ -1,5 +1,6 @@
 //! The `tenure` binary: read `.env`, parse the command line and configuration, install
-//! logging, hand over to the library. Errors print as one line and exit with status 1.
+//! logging, hand over to the library. Errors print as one line; the exit status says which
+//! kind of failure it was (`cli::exit_code`).
 
 use std::process::ExitCode;
 
@@ -26,7 +27,7 @@ async fn main() -> ExitCode {
         Err(err) => {
             // `{:#}` prints the whole chain of causes on one line.
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            cli::exit_code(&err)
         }
     }
 }

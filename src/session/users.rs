@@ -1,5 +1,6 @@
-//! Users: creation (CLI and open registration), password changes, and the caller's own
-//! profile (DreamFactory's `…/profile`).
+//! Users: creation (CLI and open registration), password changes, the caller's own profile
+//! (DreamFactory's `…/profile`), and the operator's user administration
+//! (`tenure user list|set-password|activate|deactivate|delete`).
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use super::login::ThrottleKeys;
 use super::{
     has_forbidden_chars, has_nul, looks_like_email, normalize_email, normalize_username, short,
-    Audience, Authenticated, ClientInfo, Reason, RegisterRequest, SessionError, SessionService,
-    FORBIDDEN_CHARS_RULE, MAX_FIELD_CHARS, MAX_PASSWORD_CHARS,
+    AdminGrant, Audience, Authenticated, ClientInfo, Reason, RegisterRequest, SessionError,
+    SessionService, FORBIDDEN_CHARS_RULE, MAX_FIELD_CHARS, MAX_PASSWORD_CHARS,
 };
 use crate::config::LoginAttribute;
-use crate::store::{NewUser, ProfileChange, StoreError, User};
+use crate::store::{NewUser, ProfileChange, StoreError, User, UserSummary};
 
 /// Longest accepted phone number (DreamFactory's column holds 32 characters).
 const MAX_PHONE_CHARS: usize = 32;
@@ -241,6 +242,73 @@ impl SessionService {
             "password changed"
         );
         Ok(ended)
+    }
+
+    /// Users by id with their live sessions counted; only the one with `email` when given.
+    pub async fn list_users(
+        &self,
+        _grant: &AdminGrant,
+        email: Option<&str>,
+    ) -> Result<Vec<UserSummary>, SessionError> {
+        let email = email.map(normalize_email);
+        let live = self.liveness(self.clock.now());
+        Ok(self.store.list_users(email.as_deref(), &live).await?)
+    }
+
+    /// Whether any user exists (a server without one says how to create the first).
+    pub async fn has_users(&self) -> Result<bool, SessionError> {
+        Ok(self.store.has_users().await?)
+    }
+
+    /// Sets a user's password without the old one (the operator's reset). The password policy
+    /// applies; every session of the user ends (reason `password_changed`), since the operator
+    /// has no session of theirs to keep. Answers the user and how many sessions ended. The
+    /// login throttle is left as it is: a reset does not excuse the failures that preceded it.
+    pub async fn admin_set_password(
+        &self,
+        grant: &AdminGrant,
+        email: &str,
+        password: SecretString,
+    ) -> Result<(User, u64), SessionError> {
+        if let Some(problem) = self.password_problem(Some(&password)) {
+            return Err(SessionError::Validation(BTreeMap::from([(
+                "password",
+                vec![problem],
+            )])));
+        }
+        let user = self
+            .find_user(email)
+            .await?
+            .ok_or(SessionError::UserNotFound)?;
+        let hash = self.hasher.hash(password).await?;
+        let now = self.clock.now();
+        let ended = self
+            .store
+            .reset_password(user.id, &hash, now, Reason::PasswordChanged.as_str())
+            .await?
+            .ok_or(SessionError::UserNotFound)?;
+        tracing::info!(actor = ?grant, user_id = user.id, ended, "password reset");
+        Ok((user, ended))
+    }
+
+    /// Deletes a user and all of their sessions (their tokens then answer 403, as revoked).
+    /// Answers the user as it was and how many of their sessions were not revoked yet.
+    pub async fn admin_delete_user(
+        &self,
+        grant: &AdminGrant,
+        email: &str,
+    ) -> Result<(User, u64), SessionError> {
+        let user = self
+            .find_user(email)
+            .await?
+            .ok_or(SessionError::UserNotFound)?;
+        let ended = self
+            .store
+            .delete_user(user.id)
+            .await?
+            .ok_or(SessionError::UserNotFound)?;
+        tracing::info!(actor = ?grant, user_id = user.id, ended, "user deleted");
+        Ok((user, ended))
     }
 
     /// The caller's own user, for DreamFactory's `GET …/profile`. Token errors are those of

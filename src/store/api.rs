@@ -450,6 +450,34 @@ pub trait Store: Send + Sync + 'static {
     async fn user_app_roles(&self, user_id: i64) -> StoreResult<Vec<UserAppRole>>;
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+
+    // User administration (the `tenure user` commands).
+
+    /// Users by id, each with their live sessions counted; only the one with `email`
+    /// (normalised) when it is given.
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        live: &Liveness,
+    ) -> StoreResult<Vec<UserSummary>>;
+
+    /// Whether any user exists.
+    async fn has_users(&self) -> StoreResult<bool>;
+
+    /// Stores a new password hash and revokes every session of the user, in one transaction.
+    /// Answers how many sessions it revoked; `None` when there is no such user.
+    async fn reset_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        now: UnixTime,
+        reason: &str,
+    ) -> StoreResult<Option<u64>>;
+
+    /// Deletes a user and every session of theirs in one transaction that first locks the
+    /// user's row, so no login can add a session meanwhile. Answers how many of the sessions
+    /// were not revoked yet; `None` when there is no such user.
+    async fn delete_user(&self, user_id: i64) -> StoreResult<Option<u64>>;
 }
 
 /// What a profile update writes. `None` leaves a column as it is; for the nullable columns,
@@ -586,4 +614,12 @@ pub struct UserAppRole {
     pub user_id: i64,
     pub app_id: i64,
     pub role_id: i64,
+}
+
+/// A user with the count of their live sessions, as `tenure user list` shows them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserSummary {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub live_sessions: i64,
 }

@@ -1372,6 +1372,107 @@ macro_rules! impl_store {
                     .await
                     .map_err($map_error)
             }
+
+            // User administration (the `tenure user` commands).
+
+            async fn list_users(
+                &self,
+                email: Option<&str>,
+                live: &Liveness,
+            ) -> StoreResult<Vec<UserSummary>> {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    ", (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND ",
+                    live!("$1", "$2"),
+                    ") AS live_sessions FROM users u WHERE ($3 IS NULL OR u.email = $3) \
+                     ORDER BY u.id"
+                ))
+                .bind(live.now)
+                .bind(live.idle_cutoff)
+                .bind(email)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($map_error)
+            }
+
+            async fn has_users(&self) -> StoreResult<bool> {
+                let found: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1) t")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err($map_error)?;
+                Ok(found > 0)
+            }
+
+            async fn reset_password(
+                &self,
+                user_id: i64,
+                password_hash: &str,
+                now: UnixTime,
+                reason: &str,
+            ) -> StoreResult<Option<u64>> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                if updated.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let revoked = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
+                     WHERE user_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                Ok(Some(revoked.rows_affected()))
+            }
+
+            async fn delete_user(&self, user_id: i64) -> StoreResult<Option<u64>> {
+                let mut tx = self.pool.begin().await.map_err($map_error)?;
+                // Writing the user's row first takes its row lock (PostgreSQL) or the write
+                // lock (SQLite): a login, whose transaction writes the same row first, waits
+                // and then finds no user. The sessions go explicitly, not only by the foreign
+                // key's ON DELETE CASCADE, so the count below is the set that is deleted.
+                let locked = sqlx::query("UPDATE users SET is_active = FALSE WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                if locked.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let unrevoked: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($map_error)?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($map_error)?;
+                tx.commit().await.map_err($map_error)?;
+                Ok(Some(unrevoked as u64))
+            }
         }
         };
     };

@@ -11,6 +11,7 @@ mod apps;
 mod browser;
 mod caps;
 mod checks;
+mod cli;
 mod clocks;
 mod crash;
 mod devices;
