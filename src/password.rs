@@ -105,7 +105,9 @@ impl PasswordHasherPool {
         let threads = threads.max(1);
         for i in 0..threads {
             let queue = queue.clone();
-            let spare = (threads > 1 && i == threads - 1).then(|| requests.clone());
+            // The spare can hand a job back (weakly: it must not keep the pool alive).
+            let spare =
+                (threads > 1 && i == threads - 1).then(|| (requests.clone(), jobs.downgrade()));
             let spawned = std::thread::Builder::new()
                 .name(format!("tenure-argon2-{i}"))
                 .spawn(move || {
@@ -117,7 +119,7 @@ impl PasswordHasherPool {
                                 job(&mut scratch);
                             }
                         }
-                        Some(requests) => run_spare(&queue, &requests, &mut scratch),
+                        Some((requests, back)) => run_spare(&queue, &back, &requests, &mut scratch),
                     }
                 });
             if let Err(err) = spawned {
@@ -227,7 +229,12 @@ impl PasswordHasherPool {
 
 /// The spare thread: hashes only while no request other than a login has come for
 /// [`SPARE_QUIET`].
-fn run_spare(queue: &flume::Receiver<Job>, requests: &RequestClock, scratch: &mut Scratch) {
+fn run_spare(
+    queue: &flume::Receiver<Job>,
+    back: &flume::WeakSender<Job>,
+    requests: &RequestClock,
+    scratch: &mut Scratch,
+) {
     loop {
         let busy = requests.busy_for(SPARE_QUIET);
         if !busy.is_zero() {
@@ -235,6 +242,16 @@ fn run_spare(queue: &flume::Receiver<Job>, requests: &RequestClock, scratch: &mu
             continue;
         }
         match queue.recv_timeout(SPARE_POLL) {
+            // A request came while this thread waited for the job: hand it back to the other
+            // threads and keep off.
+            Ok(job) if !requests.busy_for(SPARE_QUIET).is_zero() => {
+                match back.upgrade().map(|sender| sender.send(job)) {
+                    Some(Ok(())) => {}
+                    Some(Err(flume::SendError(job))) => job(scratch),
+                    // The pool is gone: nobody waits for this job.
+                    None => {}
+                }
+            }
             Ok(job) => job(scratch),
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => return,
@@ -502,14 +519,22 @@ mod tests {
             })
         };
         if requests {
-            std::thread::sleep(Duration::from_millis(20)); // the first request has come
+            // The first request has come before any job is queued (noted here, not left to the
+            // noter thread's first turn, which a loaded machine may delay).
+            pool.note_request();
         }
-        // Spawned, so that every job is queued at once.
+        // Spawned, so that every job is queued at once. While requests keep coming, each job
+        // also notes one as it starts, so a noter thread starved by a loaded machine cannot
+        // make the requests look stopped.
         let runs: Vec<_> = (0..jobs)
             .map(|_| {
                 let pool = pool.clone();
                 tokio::spawn(async move {
-                    pool.run(|_| {
+                    let noting = requests.then(|| pool.clone());
+                    pool.run(move |_| {
+                        if let Some(pool) = &noting {
+                            pool.note_request();
+                        }
                         std::thread::sleep(Duration::from_millis(30));
                         std::thread::current().name().unwrap_or_default().to_owned()
                     })
