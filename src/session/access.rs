@@ -255,12 +255,4 @@ impl SessionService {
         }
         Ok(view)
     }
-
-    /// Whether generation `gen` is the one the session's last rotation replaced, within
-    /// `REFRESH_REUSE_GRACE` of it.
-    fn within_grace(&self, gen: i64, session: &Session, now: crate::clock::UnixTime) -> bool {
-        gen + 1 == session.gen
-            && !self.config.refresh_reuse_grace.is_zero()
-            && now - session.rotated_at <= self.config.refresh_reuse_grace.seconds()
-    }
 }

@@ -286,6 +286,15 @@ impl SessionService {
         }
     }
 
+    /// The grace rule of DESIGN §2, the one place it is written: generation `gen` is the one
+    /// the session's last rotation replaced, within `REFRESH_REUSE_GRACE` of it. A refresh with
+    /// it gets the identical successor; a logout with it ends the session.
+    fn within_grace(&self, gen: i64, session: &crate::store::Session, now: UnixTime) -> bool {
+        gen + 1 == session.gen
+            && !self.config.refresh_reuse_grace.is_zero()
+            && now - session.rotated_at <= self.config.refresh_reuse_grace.seconds()
+    }
+
     /// Sessions last seen before this are idle-expired (when idle expiry is on).
     fn idle_cutoff(&self, now: UnixTime) -> Option<UnixTime> {
         self.config.session_idle_ttl.map(|ttl| now - ttl.seconds())

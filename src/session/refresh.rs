@@ -209,10 +209,7 @@ impl SessionService {
             ));
         }
         if claims.gen < session.gen {
-            let racer = claims.gen + 1 == session.gen
-                && !self.config.refresh_reuse_grace.is_zero()
-                && now - session.rotated_at <= self.config.refresh_reuse_grace.seconds();
-            return if racer {
+            return if self.within_grace(claims.gen, session, now) {
                 Verdict::Grace
             } else {
                 Verdict::Reuse

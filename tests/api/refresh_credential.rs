@@ -431,5 +431,4 @@ async fn nothing_usable_as_a_refresh_credential_is_stored() {
             assert!(!row.contains(mac), "{table} holds the credential: {row}");
         }
     }
-    let _ = Method::GET;
 }
