@@ -35,3 +35,12 @@ pub async fn connect(
         ))
     }
 }
+
+/// tenure's own statements, for the benchmarks that run them against the database alone
+/// (`bench/sqlite_commit_rate.rs`), so a baseline measures exactly the text tenure runs.
+#[doc(hidden)]
+pub mod statements {
+    /// The rotation of one session: `$1` id (as SQLite stores it: text), `$2` gen, `$3` now,
+    /// `$4` idle cutoff (or null), `$5` admin only, `$6` by refresh credential.
+    pub const ROTATE_ONE: &str = rotate_one!();
+}
