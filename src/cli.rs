@@ -250,6 +250,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let store = store::connect(
                 config.database_url.expose_secret(),
                 config.database_acquire_timeout,
+                config.sqlite_synchronous,
             )
             .await
             .context("cannot open the database")?;

@@ -68,7 +68,13 @@ async fn connect_with_retries(config: &Config) -> Result<Arc<dyn store::Store>, 
     let deadline = Instant::now() + config.database_startup_timeout;
     let mut delay = std::time::Duration::from_millis(250);
     loop {
-        match store::connect(url, config.database_acquire_timeout).await {
+        match store::connect(
+            url,
+            config.database_acquire_timeout,
+            config.sqlite_synchronous,
+        )
+        .await
+        {
             Ok(store) => return Ok(store),
             Err(cause) if cause.is_unavailable() && Instant::now() + delay < deadline => {
                 tracing::warn!(

@@ -283,6 +283,13 @@ settings! {
         default: "2s",
         parse: positive_duration,
     }
+    /// SQLite's durability: `full` answers a write once it is on disk; `normal` syncs less
+    /// often and may lose the last writes on a power loss (never on a crash of tenure)
+    sqlite_synchronous: SqliteSynchronous {
+        var: "SQLITE_SYNCHRONOUS",
+        default: "full",
+        parse: choice,
+    }
     /// how long the start waits for the database
     database_startup_timeout: Duration {
         var: "DATABASE_STARTUP_TIMEOUT",
@@ -325,6 +332,20 @@ pub enum LogFormat {
 impl Choice for LogFormat {
     const CHOICES: &'static [(Self, &'static str)] =
         &[(Self::Json, "json"), (Self::Pretty, "pretty")];
+}
+
+/// SQLite's `synchronous` setting (`SQLITE_SYNCHRONOUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// Every commit is on disk before it is answered (the default).
+    Full,
+    /// WAL commits are synced at checkpoints: a power loss may lose the last writes.
+    Normal,
+}
+
+impl Choice for SqliteSynchronous {
+    const CHOICES: &'static [(Self, &'static str)] =
+        &[(Self::Full, "full"), (Self::Normal, "normal")];
 }
 
 /// What a login does when the user already has `MAX_SESSIONS_PER_USER` live sessions.

@@ -150,6 +150,7 @@ fn the_public_view_keeps_its_shape() {
             "revoked_retention_seconds",
             "session_idle_ttl_seconds",
             "session_limit_policy",
+            "sqlite_synchronous",
             "stored_keys_encrypted",
             "trusted_proxies",
         ]

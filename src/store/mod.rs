@@ -12,6 +12,8 @@ mod postgres;
 mod row;
 mod sqlite;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use api::*;
@@ -19,15 +21,25 @@ pub use error::{Cause, StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// A write's statements, run on a connection the store hands them: owned, so that SQLite's
+/// writer task can run them (`sqlite/writer.rs`).
+pub(crate) type Work<'c, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'c>>;
+
 /// Opens the store that `database_url` names (creating a SQLite file when missing). A request
-/// waits at most `acquire_timeout` for a connection before the store answers `Unavailable`.
+/// waits at most `acquire_timeout` for a connection before the store answers `Unavailable`;
+/// `sqlite_synchronous` is SQLite's durability (PostgreSQL's is the server's own setting).
 pub async fn connect(
     database_url: &str,
     acquire_timeout: std::time::Duration,
+    sqlite_synchronous: crate::config::SqliteSynchronous,
 ) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
+        let synchronous = match sqlite_synchronous {
+            crate::config::SqliteSynchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
+            crate::config::SqliteSynchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
+        };
         Ok(Arc::new(
-            SqliteStore::connect(database_url, acquire_timeout).await?,
+            SqliteStore::connect(database_url, acquire_timeout, synchronous).await?,
         ))
     } else {
         Ok(Arc::new(

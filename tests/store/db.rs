@@ -86,7 +86,13 @@ impl TestDb {
 }
 
 async fn open(url: &str) -> Arc<dyn Store> {
-    let store = connect(url, ACQUIRE_TIMEOUT).await.expect("connect store");
+    let store = connect(
+        url,
+        ACQUIRE_TIMEOUT,
+        tenure::config::SqliteSynchronous::Full,
+    )
+    .await
+    .expect("connect store");
     store.migrate().await.expect("migrate");
     store
 }

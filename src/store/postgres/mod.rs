@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::api::{LoginFailures, Rotation, SessionWithUser};
 use super::error::{StoreError, StoreResult};
+use super::Work;
 use errors::map_error;
 use lookup::Lookups;
 use rotation::Rotator;
@@ -117,6 +118,18 @@ impl PostgresStore {
     fn connection_broke(&self) {
         tracing::warn!("a database connection broke; testing pooled connections before use");
         self.suspect.raise();
+    }
+
+    /// Runs a write's statements on a pooled connection (autocommit, or the transaction they
+    /// begin), once more on a fresh one when the first broke before any answer.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut sqlx::PgConnection) -> Work<'c, T> + Clone + Send,
+    {
+        retry_broken!(self, {
+            let mut conn = self.pool.acquire().await.map_err(map_error)?;
+            work.clone()(&mut conn).await
+        })
     }
 
     /// A key lookup, coalesced with the checks that arrive with it (`lookup.rs`).

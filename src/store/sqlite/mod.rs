@@ -1,42 +1,82 @@
 //! The SQLite store: the zero-setup default (`cargo run` creates `tenure.db`).
 //!
-//! SQLite has one writer at a time: every transaction here starts with a write, so it holds
-//! the write lock from its first statement and concurrent writers queue (up to BUSY_TIMEOUT).
-//! The statements shared with PostgreSQL are in `../sql.rs`; what is SQLite's own is here.
+//! SQLite has one writer at a time, so every write goes through one writer task on one
+//! connection that commits the writes waiting together (`writer.rs`); reads run on a pool of
+//! readers beside it (WAL). The statements shared with PostgreSQL are in `../sql.rs`; what is
+//! SQLite's own is here.
+
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::api::{LoginFailures, Rotation, SessionWithUser};
 use super::error::{map_common, StoreError, StoreResult};
 use super::row::SessionUserRow;
+use super::Work;
+use writer::Writer;
 
-/// How long a writer waits for SQLite's single write lock before giving up.
+/// How long the writer waits for SQLite's single write lock (held by another process on the
+/// same file, or a reader's checkpoint) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_CONNECTIONS: u32 = 8;
+/// The readers: WAL lets them run beside the writer and each other.
+const READERS: u32 = 8;
 
 pub struct SqliteStore {
+    /// The readers (and the migrations, which run before anything else).
     pool: SqlitePool,
+    /// The one connection that writes, behind its task.
+    writer: Writer,
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
+    /// Opens (creating when missing) the database file of `url`. `synchronous` is SQLite's
+    /// durability setting (`FULL`: a commit is on disk before it is answered).
+    pub async fn connect(
+        url: &str,
+        acquire_timeout: Duration,
+        synchronous: SqliteSynchronous,
+    ) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::database)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(READERS)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options.clone())
+            .await
+            .map_err(map_error)?;
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
             .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await
             .map_err(map_error)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Writer::start(writes),
+        })
+    }
+
+    /// Runs `work` on the writer's connection, in the next group commit; answers once that
+    /// commit is durable.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> Work<'c, T> + Clone + Send + 'static,
+    {
+        self.writer.run(work).await
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<SessionWithUser>> {
@@ -52,32 +92,36 @@ impl SqliteStore {
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<Option<SessionWithUser>> {
-        // The UPDATE is the rotation (one statement, the WHERE clause is the whole rule); the
-        // SELECT in the same transaction only reads back the row it wrote.
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let rotated = sqlx::query(rotate_one!())
-            .bind(id_text(r.session_id))
-            .bind(r.expected_gen)
-            .bind(r.now)
-            .bind(r.idle_cutoff)
-            .bind(r.require_admin)
-            .bind(r.by_credential)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        if rotated.rows_affected() != 1 {
-            return Ok(None);
-        }
-        let row: SessionUserRow = sqlx::query_as(select_joined!(
-            "sessions s JOIN users u ON u.id = s.user_id",
-            "WHERE s.id = $1"
-        ))
-        .bind(id_text(r.session_id))
-        .fetch_one(&mut *tx)
+        let r = r.clone();
+        self.write(move |conn| {
+            Box::pin(async move {
+                // The UPDATE is the rotation (one statement, the WHERE clause is the whole
+                // rule); the SELECT only reads back the row it wrote.
+                let rotated = sqlx::query(rotate_one!())
+                    .bind(id_text(r.session_id))
+                    .bind(r.expected_gen)
+                    .bind(r.now)
+                    .bind(r.idle_cutoff)
+                    .bind(r.require_admin)
+                    .bind(r.by_credential)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+                if rotated.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let row: SessionUserRow = sqlx::query_as(select_joined!(
+                    "sessions s JOIN users u ON u.id = s.user_id",
+                    "WHERE s.id = $1"
+                ))
+                .bind(id_text(r.session_id))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_error)?;
+                row.try_into().map(Some)
+            })
+        })
         .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        row.try_into().map(Some)
     }
 
     /// SQLite runs in-process: a broken connection is not something a fresh one fixes.
@@ -107,8 +151,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Nothing to take: every write transaction here holds SQLite's one write lock from its
-    /// first statement, so the session caps are already serialised.
+    /// Nothing to take: every write runs on the one writer connection, one after another, so
+    /// the session caps are already serialised.
     async fn lock_cap(_conn: &mut sqlx::SqliteConnection, _key: i64) -> StoreResult<()> {
         Ok(())
     }
