@@ -52,6 +52,8 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
+            // In-process: a pooled connection cannot have broken, so none is pinged first.
+            .test_before_acquire(false)
             .acquire_timeout(acquire_timeout)
             .connect_with(options.clone())
             .await

@@ -21,7 +21,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::error::{StoreError, StoreResult};
@@ -134,6 +135,9 @@ impl<T: Send> Ran for Done<T> {
 }
 
 async fn write_batches(pool: SqlitePool, mut receive: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+    // The writer keeps its connection between batches (SQLite runs in-process: there is no
+    // network to break it); after an error it takes a fresh one from the pool.
+    let mut held: Option<PoolConnection<Sqlite>> = None;
     let mut batch: Vec<Box<dyn Job>> = Vec::new();
     loop {
         match receive.recv().await {
@@ -148,29 +152,56 @@ async fn write_batches(pool: SqlitePool, mut receive: mpsc::UnboundedReceiver<Bo
         }
         // Requests that gave up while queued need no statement.
         batch.retain(|job| !job.gone());
+        if batch.is_empty() {
+            continue;
+        }
         if batch.len() > 1 {
             metrics::histogram!("tenure_sqlite_write_batch_size").record(batch.len() as f64);
         }
-        commit_batch(&pool, std::mem::take(&mut batch)).await;
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => match pool.acquire().await.map_err(map_error) {
+                Ok(conn) => conn,
+                Err(err) => {
+                    fail_all(std::mem::take(&mut batch), &err);
+                    continue;
+                }
+            },
+        };
+        if commit_batch(&mut conn, std::mem::take(&mut batch)).await {
+            held = Some(conn);
+        }
     }
 }
 
-/// Runs `batch` in one transaction, each write in its own savepoint, commits, and answers
-/// every caller.
-async fn commit_batch(pool: &SqlitePool, batch: Vec<Box<dyn Job>>) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut conn = match pool.acquire().await.map_err(map_error) {
-        Ok(conn) => conn,
-        Err(err) => return fail_all(batch, &err),
-    };
+/// Runs `batch` in one transaction, commits, and answers every caller. A lone write is the
+/// transaction; several each run in a savepoint of their own. Answers whether the connection
+/// is fit for the next batch.
+async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Box<dyn Job>>) -> bool {
     // IMMEDIATE takes the write lock now (waiting up to `busy_timeout` for another process that
     // holds it), so no statement of the batch can fail for want of it halfway.
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_error) {
         Ok(tx) => tx,
-        Err(err) => return fail_all(batch, &err),
+        Err(err) => {
+            fail_all(batch, &err);
+            return false;
+        }
     };
+    if batch.len() == 1 {
+        let Some(job) = batch.pop() else { return true };
+        let done = job.run(&mut tx).await;
+        let (commit, fit) = if done.keep() {
+            let commit = tx.commit().await.map_err(map_error);
+            let fit = commit.is_ok();
+            (commit, fit)
+        } else {
+            // Failed, or its caller left: nothing of it stays; its own error is its answer.
+            (Ok(()), tx.rollback().await.is_ok())
+        };
+        log_failed(&commit, 1);
+        done.answer(&commit);
+        return fit;
+    }
     let mut ran: Vec<Box<dyn Ran>> = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
     let mut broken = None;
@@ -204,11 +235,17 @@ async fn commit_batch(pool: &SqlitePool, batch: Vec<Box<dyn Job>>) {
         }
         None => tx.commit().await.map_err(map_error),
     };
-    if let Err(err) = &commit {
-        tracing::error!(error = %err, writes = ran.len(), "sqlite group commit failed");
-    }
+    log_failed(&commit, ran.len());
+    let fit = commit.is_ok();
     for done in ran {
         done.answer(&commit);
+    }
+    fit
+}
+
+fn log_failed(commit: &StoreResult<()>, writes: usize) {
+    if let Err(err) = commit {
+        tracing::error!(error = %err, writes, "sqlite group commit failed");
     }
 }
 
