@@ -1,9 +1,12 @@
-"""Set-up calls for bench/run: register the bench users, mint one forever session per user.
+"""Set-up calls for bench/run: register the bench users, mint one forever session per user,
+run a SQL file on a SQLite database (the seed of the SQLite scale runs).
 
     python3 bench/client.py users BASE USERS_FILE
     python3 bench/client.py tokens BASE USERS_FILE TOKENS_FILE
+    python3 bench/client.py sql DATABASE SQL_FILE [name=integer ...]
 """
 import json
+import sqlite3
 import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +25,24 @@ def users(path):
         return [line.split() for line in f if line.strip()]
 
 
+def sql(database, path, params):
+    """Runs each statement of the file in turn (autocommit; the file says BEGIN and COMMIT),
+    with the named parameters (:name) it uses."""
+    values = {name: int(value) for name, value in (p.split("=", 1) for p in params)}
+    connection = sqlite3.connect(database, isolation_level=None)
+    statement = ""
+    with open(path) as f:
+        for line in f:
+            statement += line
+            if sqlite3.complete_statement(statement):
+                connection.execute(statement, values).fetchall()
+                statement = ""
+    connection.close()
+
+
 def main():
+    if sys.argv[1] == "sql":
+        return sql(sys.argv[2], sys.argv[3], sys.argv[4:])
     command, base, users_file = sys.argv[1:4]
     people = users(users_file)
     with ThreadPoolExecutor(max_workers=4) as pool:

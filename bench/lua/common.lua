@@ -52,13 +52,16 @@ function take_token(status, body)
    if t then token = t end
 end
 
+-- A scenario may define result_fields(threads, summary), returning more " name=value" fields
+-- for the RESULT line (mixed.lua: latency per kind of request).
 function done(summary, latency, requests)
+   local extra = result_fields and result_fields(threads, summary) or ""
    local errors = summary.errors.connect + summary.errors.read + summary.errors.write
       + summary.errors.timeout + summary.errors.status
    local e = summary.errors
    io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d errors=%d "
-      .. "connect=%d read=%d write=%d status=%d timeout=%d\n",
+      .. "connect=%d read=%d write=%d status=%d timeout=%d%s\n",
       summary.requests / (summary.duration / 1e6),
       latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-      summary.requests, errors, e.connect, e.read, e.write, e.status, e.timeout))
+      summary.requests, errors, e.connect, e.read, e.write, e.status, e.timeout, extra))
 end
