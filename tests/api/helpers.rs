@@ -793,11 +793,14 @@ pub async fn wait_started(calls: &[Call]) {
 /// Starts `method path` with `token` as a bearer and a fresh request id, to race with others.
 /// A request that gets no answer in 30 s fails the test instead of hanging it.
 pub fn start_call(app: &TestApp, method: Method, path: &str, token: &str) -> Call {
+    start_request(app.request(method, path).bearer_auth(token))
+}
+
+/// [`start_call`] for any request (a body, no token): sent with a fresh request id, watched.
+pub fn start_request(request: RequestBuilder) -> Call {
     let request_id = format!("test-{}", uuid::Uuid::new_v4().simple());
     watch_request(&request_id);
-    let request = app
-        .request(method, path)
-        .bearer_auth(token)
+    let request = request
         .header("X-Request-Id", &request_id)
         .timeout(std::time::Duration::from_secs(30));
     let answer =

@@ -47,3 +47,4 @@ mod register;
 mod roles;
 mod system_routes;
 mod throttle;
+mod writer;
