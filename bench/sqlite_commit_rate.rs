@@ -95,7 +95,7 @@ async fn main() {
     }
     let url = format!("sqlite:{}", path.display());
     // tenure creates and migrates the file itself, so the schema is exactly the served one.
-    let store = tenure::store::connect(&url, BUSY_TIMEOUT)
+    let store = tenure::store::connect(&url, BUSY_TIMEOUT, tenure::config::SqliteSynchronous::Full)
         .await
         .expect("open the database");
     store.migrate().await.expect("migrate");
