@@ -25,8 +25,13 @@ use writer::Writer;
 /// How long the writer waits for SQLite's single write lock (held by another process on the
 /// same file, or a reader's checkpoint) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The readers: WAL lets them run beside the writer and each other.
-const READERS: u32 = 8;
+/// The readers: WAL lets them run beside the writer and each other. A read holds its
+/// connection for tens of microseconds (the file is in-process), so a few serve many requests.
+const READERS: u32 = 4;
+/// Each connection's page cache, in KiB (SQLite's default is 2000): the operating system
+/// caches the file as well, and five connections' caches are the bulk of the server's memory
+/// beside password hashing.
+const CACHE_KIB: i64 = 512;
 
 pub struct SqliteStore {
     /// The readers (and the migrations, which run before anything else).
@@ -49,7 +54,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("cache_size", format!("-{CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
             // In-process: a pooled connection cannot have broken, so none is pinged first.

@@ -20,10 +20,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::super::error::{StoreError, StoreResult};
 use super::super::Work;
@@ -42,7 +43,20 @@ impl Writer {
     /// Starts the writer task on `pool` (one connection); it ends when the writer is dropped.
     pub fn start(pool: SqlitePool) -> Self {
         let (jobs, receive) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(pool, receive));
+        let receive = Arc::new(Mutex::new(receive));
+        // A write that panics takes the task down with it (its batch's callers answer
+        // `TaskStopped`, a 503, and its transaction is rolled back as the connection is
+        // dropped); the writer starts again for the writes behind it.
+        tokio::spawn(async move {
+            loop {
+                match tokio::spawn(write_batches(pool.clone(), receive.clone())).await {
+                    Err(err) if err.is_panic() => {
+                        tracing::error!("the sqlite writer panicked; starting it again");
+                    }
+                    _ => return,
+                }
+            }
+        });
         Self { jobs }
     }
 
@@ -134,7 +148,11 @@ impl<T: Send> Ran for Done<T> {
     }
 }
 
-async fn write_batches(pool: SqlitePool, mut receive: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+async fn write_batches(
+    pool: SqlitePool,
+    receive: Arc<Mutex<mpsc::UnboundedReceiver<Box<dyn Job>>>>,
+) {
+    let mut receive = receive.lock().await;
     // The writer keeps its connection between batches (SQLite runs in-process: there is no
     // network to break it); after an error it takes a fresh one from the pool.
     let mut held: Option<PoolConnection<Sqlite>> = None;
@@ -170,6 +188,9 @@ async fn write_batches(pool: SqlitePool, mut receive: mpsc::UnboundedReceiver<Bo
         };
         if commit_batch(&mut conn, std::mem::take(&mut batch)).await {
             held = Some(conn);
+        } else {
+            // Whatever state it was left in, the next batch gets a new connection.
+            let _ = conn.close().await;
         }
     }
 }
