@@ -13,7 +13,7 @@
 //! flight runs at once as the one-row statement on its own task, so coalescing never adds
 //! waiting, nor a hop to the lookup task.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,17 @@ pub struct Lookups {
     pool: PgPool,
     stall: Duration,
     busy: Arc<Busy>,
+    /// Checks handed to the lookup task and not yet answered.
+    queued: Arc<AtomicUsize>,
+}
+
+/// A queued check's place in `queued`, given back when it is answered (or abandoned).
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Whether a statement of checks is in flight (the task's batch, or a lone check's own): one at
@@ -45,6 +56,10 @@ struct Busy {
 }
 
 impl Busy {
+    fn taken(&self) -> bool {
+        self.taken.load(Ordering::Acquire)
+    }
+
     /// Takes the turn if it is free.
     fn try_take(self: &Arc<Self>) -> Option<Turn> {
         self.taken
@@ -92,19 +107,29 @@ impl Lookups {
             pool,
             stall,
             busy,
+            queued: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// A check that finds no statement of checks in flight runs its own at once, on its own
     /// task (the hop to the lookup task would only add a wake-up: +23 % checks/s at one
-    /// client); one that finds one in flight queues for the next batch, which starts when that
-    /// statement ends.
+    /// client); one that finds one in flight, or checks queued, queues for the next batch,
+    /// which starts when that statement ends.
     pub async fn session_with_user(&self, id: Uuid) -> Answer {
-        if let Some(_turn) = self.busy.try_take() {
-            let query = sqlx::query_as::<_, SessionUserRow>(ONE).bind(id);
-            let row = within(self.stall, query.fetch_optional(&self.pool)).await?;
-            return row.map(TryInto::try_into).transpose();
+        // Only when none waits for the task either: a check never overtakes queued ones.
+        let alone = || self.queued.load(Ordering::Acquire) == 0;
+        if alone() && !self.busy.taken() {
+            // The connection first, then the turn: a check that waits for a connection (the
+            // database is down) holds up no other check while it waits.
+            let mut conn = self.pool.acquire().await.map_err(map_error)?;
+            if let Some(_turn) = alone().then(|| self.busy.try_take()).flatten() {
+                let query = sqlx::query_as::<_, SessionUserRow>(ONE).bind(id);
+                let row = within(self.stall, query.fetch_optional(&mut *conn)).await?;
+                return row.map(TryInto::try_into).transpose();
+            }
         }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let _queued = Queued(self.queued.clone());
         self.coalescer.submit(id).await
     }
 }
