@@ -4,19 +4,26 @@
 //! a pool of writers, each write is its own commit and the others wait out `busy_timeout`
 //! back-offs for the lock (and answer `database is locked` when the wait runs out). So every
 //! write goes to this task instead: it takes every write waiting, runs them one after another
-//! in one `BEGIN IMMEDIATE` transaction, each inside its own savepoint, and commits once. Reads
-//! stay on the reader pool (WAL lets them run beside the writer).
+//! in one `BEGIN IMMEDIATE` transaction, and commits once. Reads stay on the reader pool (WAL
+//! lets them run beside the writer).
 //!
 //! Nothing about the rules changes. Each write runs its own statements with its own conditions
 //! (a rotation is still `WHERE gen = <presented>`, so of two racing refreshes of one token the
-//! second finds the first's `gen` and rotates nothing); a write that fails is rolled back to
-//! its savepoint alone, the others keep theirs; and a caller is answered only after the commit
-//! that holds its write, so durability is unchanged (`synchronous=FULL` by default,
-//! `SQLITE_SYNCHRONOUS`). A write whose caller stopped waiting (a timed-out request) before it
-//! ran is not run; one whose caller left while it ran is rolled back to its savepoint, so what
-//! a client was never told about is not committed (as on PostgreSQL, `../postgres/rotation.rs`).
-//! A lone write is committed at once: batching never adds waiting, it only shares the `fsync`
-//! of writes that arrive while one is in flight.
+//! second finds the first's `gen` and rotates nothing), and a caller is answered only after the
+//! commit that holds its write, so durability is unchanged (`synchronous=FULL` by default,
+//! `SQLITE_SYNCHRONOUS`).
+//!
+//! A batch is optimistic. When a write fails (a taken name, a full session cap), or its caller
+//! has stopped waiting (a timed-out request), the whole transaction is rolled back, that write
+//! is answered (its error, as it stood after the writes before it) and left out, and the others
+//! run again from a clean slate, their conditions evaluated afresh; nothing of a failed write,
+//! nor of one whose caller left before it ran, is ever committed (as on PostgreSQL,
+//! `../postgres/rotation.rs`). Failures are rare next to successes, so the common batch costs
+//! each write only its own statements: no savepoint round trips. A batch that keeps failing
+//! (more than [`OPTIMISTIC_PASSES`] passes) runs its remaining writes one transaction each; an
+//! error of the database itself (I/O, a lock held by another process past `busy_timeout`) fails
+//! the batch's writes with it. A lone write is committed at once: batching never adds waiting,
+//! it only shares the `fsync` of writes that arrive while one is in flight.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,15 +67,21 @@ impl Writer {
         Self { jobs }
     }
 
-    /// Queues `work` and waits until the transaction that holds it has committed.
+    /// Queues `work` and waits until the transaction that holds it has committed. `work` may
+    /// run more than once (a clone each time): a pass of its batch that is rolled back is run
+    /// again.
     pub async fn run<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> Work<'c, T> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> Work<'c, T> + Clone + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Box::new(Call { work, reply }))
+            .send(Box::new(Call {
+                work,
+                result: None,
+                reply,
+            }))
             .map_err(|_| StoreError::TaskStopped("sqlite writer"))?;
         answer
             .await
@@ -80,73 +93,98 @@ impl Writer {
 trait Job: Send {
     /// Whether its caller stopped waiting.
     fn gone(&self) -> bool;
-    /// Runs its statements.
+    /// Runs its statements (again, if an earlier pass was rolled back) and keeps the result;
+    /// answers whether it succeeded.
     fn run<'c>(
-        self: Box<Self>,
+        &'c mut self,
         conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = Box<dyn Ran>> + Send + 'c>>;
-    /// Answers the caller without running (the batch could not start).
+    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'c>>;
+    /// Answers the caller: its result, or `commit`'s error when the commit failed.
+    fn answer(self: Box<Self>, commit: &StoreResult<()>);
+    /// Answers the caller `err` (its batch could not run).
     fn fail(self: Box<Self>, err: StoreError);
+    /// The error its last run ended with.
+    fn error(&self) -> Option<StoreError>;
 }
 
-/// A write that has run, waiting for the commit.
-trait Ran: Send {
-    /// Whether its effects stay: it succeeded and its caller still waits.
-    fn keep(&self) -> bool;
-    /// Answers the caller once the batch's commit is known.
-    fn answer(self: Box<Self>, commit: &StoreResult<()>);
+/// How a write's run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Succeeded,
+    /// Failed by the rules (a conflict, a cap): the others may run without it.
+    Refused,
+    /// Failed by the database: the transaction cannot be trusted.
+    Broke,
 }
 
 struct Call<F, T> {
     work: F,
+    result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
 impl<F, T> Job for Call<F, T>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> Work<'c, T> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> Work<'c, T> + Clone + Send + 'static,
 {
     fn gone(&self) -> bool {
         self.reply.is_closed()
     }
 
     fn run<'c>(
-        self: Box<Self>,
+        &'c mut self,
         conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = Box<dyn Ran>> + Send + 'c>> {
-        let Call { work, reply } = *self;
+    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'c>> {
+        let work = self.work.clone();
         Box::pin(async move {
             let result = work(conn).await;
-            Box::new(Done { result, reply }) as Box<dyn Ran>
+            let ran = match &result {
+                Ok(_) => Ran::Succeeded,
+                Err(err) if refused_by_rules(err) => Ran::Refused,
+                Err(_) => Ran::Broke,
+            };
+            self.result = Some(result);
+            ran
         })
+    }
+
+    fn answer(self: Box<Self>, commit: &StoreResult<()>) {
+        let answer = match (commit, self.result) {
+            (_, None) => Err(StoreError::TaskStopped("sqlite writer")),
+            // Its own error stands: nothing of it was committed.
+            (_, Some(Err(err))) => Err(err),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Err(err), Some(Ok(_))) => Err(err.clone()),
+        };
+        let _ = self.reply.send(answer);
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
         let _ = self.reply.send(Err(err));
     }
-}
 
-struct Done<T> {
-    result: StoreResult<T>,
-    reply: oneshot::Sender<StoreResult<T>>,
-}
-
-impl<T: Send> Ran for Done<T> {
-    fn keep(&self) -> bool {
-        self.result.is_ok() && !self.reply.is_closed()
-    }
-
-    fn answer(self: Box<Self>, commit: &StoreResult<()>) {
-        let answer = match (commit, self.result) {
-            // Its own error stands: it was rolled back whatever the commit did.
-            (_, Err(err)) => Err(err),
-            (Ok(()), Ok(value)) => Ok(value),
-            (Err(err), Ok(_)) => Err(err.clone()),
-        };
-        let _ = self.reply.send(answer);
+    fn error(&self) -> Option<StoreError> {
+        self.result.as_ref()?.as_ref().err().cloned()
     }
 }
+
+/// An error the rules give (the write is refused), not the database (it is unwell).
+fn refused_by_rules(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Conflict(_)
+            | StoreError::UserChanged
+            | StoreError::LimitReached
+            | StoreError::IpLimitReached
+            | StoreError::TotalLimitReached
+            | StoreError::AppInactive
+            | StoreError::RoleInactive
+    )
+}
+
+/// Passes of one batch before its remaining writes run one transaction each.
+const OPTIMISTIC_PASSES: usize = 4;
 
 async fn write_batches(
     pool: SqlitePool,
@@ -195,73 +233,98 @@ async fn write_batches(
     }
 }
 
-/// Runs `batch` in one transaction, commits, and answers every caller. A lone write is the
-/// transaction; several each run in a savepoint of their own. Answers whether the connection
-/// is fit for the next batch.
+/// Runs `batch` in one transaction, commits, and answers every caller (see the module's
+/// doc). Answers whether the connection is fit for the next batch.
 async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Box<dyn Job>>) -> bool {
+    for _ in 0..OPTIMISTIC_PASSES {
+        match one_pass(conn, &mut batch).await {
+            Pass::Done(fit) => return fit,
+            Pass::Again if batch.is_empty() => return true,
+            Pass::Again => {}
+        }
+    }
+    // Writes that keep failing one after another: each on its own.
+    for job in batch {
+        let mut alone = vec![job];
+        loop {
+            match one_pass(conn, &mut alone).await {
+                Pass::Done(false) => return false,
+                Pass::Done(true) => break,
+                Pass::Again if alone.is_empty() => break,
+                Pass::Again => {}
+            }
+        }
+    }
+    true
+}
+
+/// What became of one pass over a batch.
+enum Pass {
+    /// Committed (or failed) and answered; whether the connection is fit.
+    Done(bool),
+    /// Rolled back, with the write that failed (or whose caller left) answered and removed.
+    Again,
+}
+
+async fn one_pass(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) -> Pass {
     // IMMEDIATE takes the write lock now (waiting up to `busy_timeout` for another process that
     // holds it), so no statement of the batch can fail for want of it halfway.
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_error) {
         Ok(tx) => tx,
         Err(err) => {
-            fail_all(batch, &err);
-            return false;
+            fail_all(std::mem::take(batch), &err);
+            return Pass::Done(false);
         }
     };
-    if batch.len() == 1 {
-        let Some(job) = batch.pop() else { return true };
-        let done = job.run(&mut tx).await;
-        let (commit, fit) = if done.keep() {
-            let commit = tx.commit().await.map_err(map_error);
-            let fit = commit.is_ok();
-            (commit, fit)
-        } else {
-            // Failed, or its caller left: nothing of it stays; its own error is its answer.
-            (Ok(()), tx.rollback().await.is_ok())
-        };
-        log_failed(&commit, 1);
-        done.answer(&commit);
-        return fit;
-    }
-    let mut ran: Vec<Box<dyn Ran>> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    let mut broken = None;
-    for job in jobs.by_ref() {
-        let mut savepoint = match tx.begin().await.map_err(map_error) {
-            Ok(savepoint) => savepoint,
-            Err(err) => {
-                job.fail(err.clone());
-                broken = Some(err);
-                break;
-            }
-        };
-        let done = job.run(&mut savepoint).await;
-        let ended = if done.keep() {
-            savepoint.commit().await
-        } else {
-            savepoint.rollback().await
-        };
-        ran.push(done);
-        if let Err(err) = ended {
-            broken = Some(map_error(err));
+    let mut stopped = None;
+    for (i, job) in batch.iter_mut().enumerate() {
+        // A caller that left before its write ran needs nothing run.
+        if job.gone() {
+            stopped = Some((i, Ran::Refused));
+            break;
+        }
+        let ran = job.run(&mut tx).await;
+        // A caller that left while its write ran is never told: nothing of it may stay.
+        if ran != Ran::Succeeded || job.gone() {
+            stopped = Some((i, ran));
             break;
         }
     }
-    let commit = match broken {
-        // A savepoint could not be taken or ended: nothing of the batch is trusted.
-        Some(err) => {
-            let _ = tx.rollback().await;
-            fail_all(jobs.collect(), &err);
-            Err(err)
+    let Some((i, ran)) = stopped else {
+        let commit = tx.commit().await.map_err(map_error);
+        log_failed(&commit, batch.len());
+        let fit = commit.is_ok();
+        for job in batch.drain(..) {
+            job.answer(&commit);
         }
-        None => tx.commit().await.map_err(map_error),
+        return Pass::Done(fit);
     };
-    log_failed(&commit, ran.len());
-    let fit = commit.is_ok();
-    for done in ran {
-        done.answer(&commit);
+    let rolled_back = tx.rollback().await.map_err(map_error);
+    let failed = batch.remove(i);
+    match (ran, rolled_back) {
+        // Refused by the rules, or abandoned: the others run again without it.
+        (Ran::Refused | Ran::Succeeded, Ok(())) => {
+            failed.answer(&Ok(()));
+            Pass::Again
+        }
+        // The database failed (the write's own error), or the rollback did: the batch goes
+        // down with it.
+        (Ran::Broke, Ok(())) => {
+            let err = failed
+                .error()
+                .unwrap_or(StoreError::TaskStopped("sqlite writer"));
+            failed.answer(&Ok(()));
+            log_failed(&Err(err.clone()), batch.len() + 1);
+            fail_all(std::mem::take(batch), &err);
+            Pass::Done(false)
+        }
+        (_, Err(err)) => {
+            log_failed(&Err(err.clone()), batch.len() + 1);
+            failed.fail(err.clone());
+            fail_all(std::mem::take(batch), &err);
+            Pass::Done(false)
+        }
     }
-    fit
 }
 
 fn log_failed(commit: &StoreResult<()>, writes: usize) {
