@@ -20,9 +20,10 @@
 //! nor of one whose caller left before it ran, is ever committed (as on PostgreSQL,
 //! `../postgres/rotation.rs`). Failures are rare next to successes, so the common batch costs
 //! each write only its own statements: no savepoint round trips. A batch that keeps failing
-//! (more than [`OPTIMISTIC_PASSES`] passes) runs its remaining writes one transaction each; an
-//! error of the database itself (I/O, a lock held by another process past `busy_timeout`) fails
-//! the batch's writes with it. A lone write is committed at once: batching never adds waiting,
+//! (more than [`OPTIMISTIC_PASSES`] passes) runs its remaining writes one transaction each. A
+//! write that fails by an error of the database is left out the same way (and logged); a
+//! transaction that cannot begin (a lock held by another process past `busy_timeout`) or roll
+//! back fails the batch's writes with that error. A lone write is committed at once: batching never adds waiting,
 //! it only shares the `fsync` of writes that arrive while one is in flight.
 
 use std::future::Future;
@@ -33,7 +34,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::super::error::{StoreError, StoreResult};
+use super::super::error::{Stalled, StoreError, StoreResult};
 use super::super::Work;
 use super::map_error;
 
@@ -111,9 +112,9 @@ trait Job: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ran {
     Succeeded,
-    /// Failed by the rules (a conflict, a cap): the others may run without it.
+    /// Failed by the rules (a conflict, a cap).
     Refused,
-    /// Failed by the database: the transaction cannot be trusted.
+    /// Failed by the database (logged: the rules never cause it).
     Broke,
 }
 
@@ -244,11 +245,18 @@ async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Box<dyn Job>>)
         }
     }
     // Writes that keep failing one after another: each on its own.
-    for job in batch {
+    let mut rest = batch.into_iter();
+    while let Some(job) = rest.next() {
         let mut alone = vec![job];
         loop {
             match one_pass(conn, &mut alone).await {
-                Pass::Done(false) => return false,
+                Pass::Done(false) => {
+                    let err = StoreError::unavailable(Stalled(
+                        "a transaction of the sqlite writer failed".to_owned(),
+                    ));
+                    fail_all(rest.collect(), &err);
+                    return false;
+                }
                 Pass::Done(true) => break,
                 Pass::Again if alone.is_empty() => break,
                 Pass::Again => {}
@@ -301,24 +309,20 @@ async fn one_pass(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) ->
     };
     let rolled_back = tx.rollback().await.map_err(map_error);
     let failed = batch.remove(i);
-    match (ran, rolled_back) {
-        // Refused by the rules, or abandoned: the others run again without it.
-        (Ran::Refused | Ran::Succeeded, Ok(())) => {
+    match rolled_back {
+        // Refused by the rules, abandoned, or failed by the database (its own error, say a row
+        // that does not decode): the others run again without it, on a clean slate.
+        Ok(()) => {
+            if ran == Ran::Broke {
+                if let Some(err) = failed.error() {
+                    tracing::error!(error = %err, "a write failed in a sqlite group commit");
+                }
+            }
             failed.answer(&Ok(()));
             Pass::Again
         }
-        // The database failed (the write's own error), or the rollback did: the batch goes
-        // down with it.
-        (Ran::Broke, Ok(())) => {
-            let err = failed
-                .error()
-                .unwrap_or(StoreError::TaskStopped("sqlite writer"));
-            failed.answer(&Ok(()));
-            log_failed(&Err(err.clone()), batch.len() + 1);
-            fail_all(std::mem::take(batch), &err);
-            Pass::Done(false)
-        }
-        (_, Err(err)) => {
+        // The rollback failed: nothing of the transaction is trusted.
+        Err(err) => {
             log_failed(&Err(err.clone()), batch.len() + 1);
             failed.fail(err.clone());
             fail_all(std::mem::take(batch), &err);
