@@ -254,16 +254,12 @@ impl SessionService {
         let first_name = clean(row.first_name);
         let last_name = clean(row.last_name);
         // The display name registration would make when there is none.
-        let name = clean(row.name)
-            .or_else(|| {
-                let joined = [first_name.as_deref(), last_name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                (!joined.is_empty()).then_some(joined)
-            })
-            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+        let name = super::users::display_name(
+            clean(row.name),
+            first_name.as_deref(),
+            last_name.as_deref(),
+            &email,
+        );
         for (field, value) in [
             ("name", Some(name.as_str())),
             ("first_name", first_name.as_deref()),

@@ -88,16 +88,12 @@ impl SessionService {
         let clean = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let first_name = clean(request.first_name);
         let last_name = clean(request.last_name);
-        let name = clean(request.name)
-            .or_else(|| {
-                let joined = [first_name.as_deref(), last_name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                (!joined.is_empty()).then_some(joined)
-            })
-            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+        let name = display_name(
+            clean(request.name),
+            first_name.as_deref(),
+            last_name.as_deref(),
+            &email,
+        );
         for (field, value) in [
             ("name", Some(&name)),
             ("first_name", first_name.as_ref()),
@@ -481,4 +477,23 @@ fn name_problem(field: &str, value: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The display name of a new user: the one given, else first and last name joined, else the
+/// email's local part (registration and import both make it so).
+pub(super) fn display_name(
+    name: Option<String>,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    email: &str,
+) -> String {
+    name.or_else(|| {
+        let joined = [first_name, last_name]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!joined.is_empty()).then_some(joined)
+    })
+    .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned())
 }

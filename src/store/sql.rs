@@ -52,6 +52,18 @@ macro_rules! resolved_role_id {
     };
 }
 
+/// Revokes every unrevoked session whose `$column` is `$1`: `$2` now, `$3` the reason (a
+/// deactivated user, app or role, a reset password).
+macro_rules! revoke_all_by {
+    ($column:literal) => {
+        concat!(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE ",
+            $column,
+            " = $1 AND revoked_at IS NULL"
+        )
+    };
+}
+
 /// Revokes the live sessions of app `$1` (only user `$4`'s when it is not null) whose stored
 /// role is no longer the one [`resolved_role_id!`] gives: `$2` now, `$3` the reason.
 macro_rules! revoke_changed_roles {
@@ -674,8 +686,7 @@ macro_rules! impl_store {
                                 .map_err($map_error)?;
                         if user.is_some() && !active {
                             sqlx::query(
-                                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                                 WHERE user_id = $1 AND revoked_at IS NULL",
+                                revoke_all_by!("user_id"),
                             )
                             .bind(user_id)
                             .bind(now)
@@ -1075,8 +1086,7 @@ macro_rules! impl_store {
                         }
                         for user_id in &import.deactivated {
                             sqlx::query(
-                                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                                 WHERE user_id = $1 AND revoked_at IS NULL",
+                                revoke_all_by!("user_id"),
                             )
                             .bind(user_id)
                             .bind(import.now)
@@ -1199,8 +1209,7 @@ macro_rules! impl_store {
                         };
                         if !app.is_active {
                             sqlx::query(
-                                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                                 WHERE app_id = $1 AND revoked_at IS NULL",
+                                revoke_all_by!("app_id"),
                             )
                             .bind(id)
                             .bind(now)
@@ -1240,8 +1249,7 @@ macro_rules! impl_store {
                             return Ok(false);
                         }
                         sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                             WHERE app_id = $1 AND revoked_at IS NULL",
+                            revoke_all_by!("app_id"),
                         )
                         .bind(id)
                         .bind(now)
@@ -1351,8 +1359,7 @@ macro_rules! impl_store {
                         };
                         if let Some(reason) = reason {
                             sqlx::query(
-                                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                                 WHERE role_id = $1 AND revoked_at IS NULL",
+                                revoke_all_by!("role_id"),
                             )
                             .bind(id)
                             .bind(now)
@@ -1382,8 +1389,7 @@ macro_rules! impl_store {
                             return Ok(false);
                         }
                         sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                             WHERE role_id = $1 AND revoked_at IS NULL",
+                            revoke_all_by!("role_id"),
                         )
                         .bind(id)
                         .bind(now)
@@ -1545,8 +1551,7 @@ macro_rules! impl_store {
                             return Ok(None);
                         }
                         let revoked = sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 \
-                             WHERE user_id = $1 AND revoked_at IS NULL",
+                            revoke_all_by!("user_id"),
                         )
                         .bind(user_id)
                         .bind(now)

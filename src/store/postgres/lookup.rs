@@ -158,7 +158,6 @@ async fn look_up_batches(
         // A lone check's own statement may be in flight: the batch waits for it to end.
         let _turn = busy.take().await;
         let rows = match batch.as_slice() {
-            [] => continue,
             [(id, _)] => {
                 let query = sqlx::query_as::<_, SessionUserRow>(ONE).bind(id);
                 within(stall, query.fetch_optional(&pool))
